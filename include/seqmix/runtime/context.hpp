@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/runtime/context.hpp: how an op runs: any_executor (seq, par, or the user's pool) and the
+// workspace it draws scratch memory from. Every op's options struct holds one `run_context run`.
+#pragma once
+
+#include "../config.hpp"
+#include "executor.hpp"
+#include "workspace.hpp"
+
+namespace seqmix {
+
+/// A non-template handle to an executor, so op signatures stay concrete. seq and par (with their thread
+/// count) are held by value; any other executor is referenced and must outlive the op call.
+class any_executor {
+ public:
+  any_executor() noexcept : kind_(kind::par), threads_(0) {}
+  any_executor(seq_t) noexcept : kind_(kind::seq), threads_(1) {}
+  any_executor(par_t p) noexcept : kind_(kind::par), threads_(p.threads) {}
+  template <executor E>
+    requires(!std::is_same_v<E, seq_t> && !std::is_same_v<E, par_t> && !std::is_same_v<E, any_executor>)
+  any_executor(const E& e) noexcept
+      : kind_(kind::user),
+        user_(&e),
+        conc_([](const void* x) { return static_cast<int>(static_cast<const E*>(x)->concurrency()); }),
+        run_([](const void* x, index_t n, task_fn fn, void* ctx) { static_cast<const E*>(x)->run(n, fn, ctx); }) {}
+
+  int concurrency() const noexcept {
+    switch (kind_) {
+      case kind::seq: return 1;
+      case kind::par: return par_t{threads_}.concurrency();
+      default: return conc_(user_);
+    }
+  }
+  void run(index_t n, task_fn fn, void* ctx) const {
+    switch (kind_) {
+      case kind::seq: seq.run(n, fn, ctx); break;
+      case kind::par: par_t{threads_}.run(n, fn, ctx); break;
+      default: run_(user_, n, fn, ctx); break;
+    }
+  }
+
+ private:
+  enum class kind { seq, par, user };
+  kind kind_;
+  int threads_ = 0;
+  const void* user_ = nullptr;
+  int (*conc_)(const void*) = nullptr;
+  void (*run_)(const void*, index_t, task_fn, void*) = nullptr;
+};
+static_assert(executor<any_executor>);
+
+/// Executor and workspace of one op call. Default: par (all threads set by set_num_threads) and the
+/// calling thread's default workspace.
+struct run_context {
+  any_executor executor{};
+  workspace* ws = nullptr;
+
+  workspace& scratch() const { return ws ? *ws : default_workspace(); }
+  int workers() const noexcept { return executor.concurrency(); }
+};
+
+}  // namespace seqmix

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/runtime/parallel_for.hpp: the one parallel loop of the library, over index ranges and 2-D/3-D
+// grids (batch x head x chunk), on any executor.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <type_traits>
+
+#include "../config.hpp"
+#include "executor.hpp"
+
+namespace seqmix {
+
+/// A rectangular grid of independent tasks: grid<3>{B, H, C}.
+template <std::size_t R>
+struct grid {
+  std::array<index_t, R> n{};
+  constexpr index_t size() const noexcept {
+    index_t s = 1;
+    for (auto x : n) s *= x;
+    return s;
+  }
+};
+template <class... I>
+grid(I...) -> grid<sizeof...(I)>;
+
+namespace detail {
+template <class F, std::size_t R, std::size_t... Is>
+SEQMIX_ALWAYS_INLINE void call_grid(F& f, const grid<R>& g, index_t flat, int worker,
+                                    std::index_sequence<Is...>) {
+  std::array<index_t, R> idx{};
+  for (std::size_t k = R; k-- > 0;) {
+    idx[k] = flat % g.n[k];
+    flat /= g.n[k];
+  }
+  if constexpr (std::is_invocable_v<F&, decltype(Is, index_t{})..., int>) {
+    f(idx[Is]..., worker);
+  } else {
+    f(idx[Is]...);
+  }
+}
+}  // namespace detail
+
+/// Runs f(i) (or f(i, worker)) for every i in [0, n), each exactly once, `grain` indices per task.
+template <executor Ex, class F>
+void parallel_for(const Ex& ex, index_t n, F&& f, index_t grain = 1) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  struct ctx_t {
+    F* f;
+    index_t n, grain;
+  } ctx{&f, n, grain};
+  const index_t tasks = (n + grain - 1) / grain;
+  ex.run(
+      tasks,
+      [](void* c, index_t task, int worker) {
+        auto& x = *static_cast<ctx_t*>(c);
+        const index_t e = std::min(x.n, (task + 1) * x.grain);
+        for (index_t i = task * x.grain; i < e; ++i) {
+          if constexpr (std::is_invocable_v<F&, index_t, int>) {
+            (*x.f)(i, worker);
+          } else {
+            (*x.f)(i);
+          }
+        }
+      },
+      &ctx);
+}
+
+/// Runs f(i0, i1, ...) (or with a trailing worker id) for every point of the grid, each exactly once.
+template <executor Ex, std::size_t R, class F>
+void parallel_for(const Ex& ex, const grid<R>& g, F&& f) {
+  const index_t total = g.size();
+  if (total <= 0) return;
+  struct ctx_t {
+    F* f;
+    const grid<R>* g;
+  } ctx{&f, &g};
+  ex.run(
+      total,
+      [](void* c, index_t task, int worker) {
+        auto& x = *static_cast<ctx_t*>(c);
+        detail::call_grid(*x.f, *x.g, task, worker, std::make_index_sequence<R>{});
+      },
+      &ctx);
+}
+
+}  // namespace seqmix
