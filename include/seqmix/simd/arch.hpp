@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/simd/arch.hpp: batch aliases and width helpers for seqmix::vec (xsimd 8.1 underneath).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../config.hpp"
+
+#if defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace seqmix::vec {
+
+/// Float batch of architecture A (default: the best the compiler flags enable; fma3<avx2> with -mavx2 -mfma).
+/// Shapes: A::size lanes (8 for AVX2). Throws: nothing.
+template <class A = xsimd::default_arch>
+using fbatch = xsimd::batch<float, A>;
+
+/// Int32 batch with as many lanes as fbatch<A>.
+template <class A = xsimd::default_arch>
+using ibatch = xsimd::batch<std::int32_t, A>;
+
+/// Number of float lanes of A, as index_t (8 for AVX2, 4 for SSE).
+template <class A = xsimd::default_arch>
+inline constexpr index_t width = static_cast<index_t>(fbatch<A>::size);
+
+/// n rounded down to a multiple of width<A>: the end of the full-batch part of a loop over n elements.
+template <class A = xsimd::default_arch>
+constexpr index_t round_down(index_t n) noexcept {
+  return n - n % width<A>;
+}
+
+/// n rounded up to a multiple of width<A> (padding for scratch buffers).
+template <class A = xsimd::default_arch>
+constexpr index_t round_up(index_t n) noexcept {
+  return (n + width<A> - 1) / width<A> * width<A>;
+}
+
+namespace detail {
+/// True when A is a 256-bit AVX2 arch and the compiler enables AVX2: the intrinsics fast paths apply.
+template <class A>
+inline constexpr bool is_avx2 =
+#if defined(__AVX2__)
+    std::is_base_of_v<xsimd::avx2, A> && fbatch<A>::size == 8;
+#else
+    false;
+#endif
+
+/// True when A is a 256-bit AVX arch and F16C is enabled: vcvtph2ps / vcvtps2ph apply.
+template <class A>
+inline constexpr bool is_avx_f16c =
+#if defined(__AVX__) && defined(__F16C__)
+    std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8;
+#else
+    false;
+#endif
+
+/// Lane 0 of a batch as a scalar (one register move on x86).
+template <class A>
+SEQMIX_ALWAYS_INLINE float first(const fbatch<A>& x) noexcept {
+#if defined(__AVX__)
+  if constexpr (std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8) {
+    return _mm256_cvtss_f32(x);
+  } else
+#endif
+#if defined(__SSE2__)
+  if constexpr (std::is_base_of_v<xsimd::sse2, A> && fbatch<A>::size == 4) {
+    return _mm_cvtss_f32(x);
+  } else
+#endif
+  {
+    return x.get(0);
+  }
+}
+}  // namespace detail
+
+}  // namespace seqmix::vec

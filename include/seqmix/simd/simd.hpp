@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/simd/simd.hpp: umbrella for seqmix::vec (batch aliases, math, reductions, converting loads/stores).
+#pragma once
+
+#include "arch.hpp"
+#include "load_store.hpp"
+#include "math.hpp"
+#include "reduce.hpp"
