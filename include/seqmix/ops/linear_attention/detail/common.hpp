@@ -184,6 +184,13 @@ SEQMIX_ALWAYS_INLINE void load_row(const T* SEQMIX_RESTRICT p, index_t stride, i
     for (index_t i = 0; i < n; ++i) dst[i] = to_float(p[i * stride]) * mul;
   }
 }
+/// Narrows a float64 result to storage type T (double stays double).
+template <class T>
+SEQMIX_ALWAYS_INLINE T from_double(double x) noexcept {
+  if constexpr (std::is_same_v<T, double>) return x;
+  else return from_float<T>(static_cast<float>(x));
+}
+
 /// Writes n floats to a strided row of T.
 template <class T>
 SEQMIX_ALWAYS_INLINE void store_row(T* SEQMIX_RESTRICT p, index_t stride, index_t n,

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/linear_attention/detail/delta_rule_blas.hpp: register-blocked SGEMM micro-kernels and vector
+// helpers shared by the delta-rule family kernels (delta_rule, gated_delta_rule, rwkv7).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../../config.hpp"
+
+namespace seqmix::delta_detail {
+
+/// Scratch rows are padded to this many floats (64 bytes), so every row holds whole batches.
+inline constexpr index_t pad_unit = 16;
+constexpr index_t pad_up(index_t n) noexcept { return (n + pad_unit - 1) / pad_unit * pad_unit; }
+
+/// One MR x (NB * W) tile of C (+)= op(A) B over an inner dimension kd.
+template <int MR, int NB, bool TransA, bool Acc, class Arch>
+SEQMIX_ALWAYS_INLINE void sgemm_tile(index_t kd, const float* SEQMIX_RESTRICT a, index_t lda,
+                                     const float* SEQMIX_RESTRICT b, index_t ldb, float* SEQMIX_RESTRICT c,
+                                     index_t ldc) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  bt acc[MR][NB];
+  for (int r = 0; r < MR; ++r) {
+    for (int nb = 0; nb < NB; ++nb) {
+      if constexpr (Acc) {
+        acc[r][nb] = bt::load_unaligned(c + r * ldc + nb * W);
+      } else {
+        acc[r][nb] = bt(0.0f);
+      }
+    }
+  }
+  for (index_t p = 0; p < kd; ++p) {
+    bt bv[NB];
+    for (int nb = 0; nb < NB; ++nb) bv[nb] = bt::load_unaligned(b + p * ldb + nb * W);
+    for (int r = 0; r < MR; ++r) {
+      const bt av(TransA ? a[p * lda + r] : a[r * lda + p]);
+      for (int nb = 0; nb < NB; ++nb) acc[r][nb] = xsimd::fma(av, bv[nb], acc[r][nb]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int nb = 0; nb < NB; ++nb) acc[r][nb].store_unaligned(c + r * ldc + nb * W);
+  }
+}
+
+template <int NB, bool TransA, bool Acc, class Arch>
+SEQMIX_ALWAYS_INLINE void sgemm_rows(index_t M, index_t kd, const float* a, index_t lda, const float* b,
+                                     index_t ldb, float* c, index_t ldc) noexcept {
+  constexpr int MR = NB >= 2 ? 6 : 8;
+  index_t i = 0;
+  auto a_at = [&](index_t row) { return TransA ? a + row : a + row * lda; };
+  for (; i + MR <= M; i += MR) sgemm_tile<MR, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc);
+  switch (M - i) {
+    case 7: sgemm_tile<7, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    case 6: sgemm_tile<6, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    case 5: sgemm_tile<5, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    case 4: sgemm_tile<4, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    case 3: sgemm_tile<3, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    case 2: sgemm_tile<2, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    case 1: sgemm_tile<1, NB, TransA, Acc, Arch>(kd, a_at(i), lda, b, ldb, c + i * ldc, ldc); break;
+    default: break;
+  }
+}
+
+/// C[M x N] (+)= op(A)[M x kd] B[kd x N], all row-major; op(A)(i,p) = TransA ? A[p*lda+i] : A[i*lda+p].
+/// N must be a multiple of the batch width (scratch rows are padded with pad_up).
+template <bool TransA, bool Acc, class Arch>
+inline void sgemm(index_t M, index_t N, index_t kd, const float* a, index_t lda, const float* b, index_t ldb,
+                  float* c, index_t ldc) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  SEQMIX_ASSERT(N % W == 0);
+  index_t n = 0;
+  for (; n + 2 * W <= N; n += 2 * W) sgemm_rows<2, TransA, Acc, Arch>(M, kd, a, lda, b + n, ldb, c + n, ldc);
+  for (; n + W <= N; n += W) sgemm_rows<1, TransA, Acc, Arch>(M, kd, a, lda, b + n, ldb, c + n, ldc);
+}
+
+/// x[i] = exp(x[i]) for i < n.
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void exp_inplace(float* x, index_t n) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  index_t i = 0;
+  for (; i + W <= n; i += W) xsimd::exp(bt::load_unaligned(x + i)).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] = std::exp(x[i]);
+}
+
+/// y[i] += a * x[i] for i < n (n a multiple of the width).
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void axpy(index_t n, float a, const float* SEQMIX_RESTRICT x, float* SEQMIX_RESTRICT y) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const bt av(a);
+  for (index_t i = 0; i < n; i += W) xsimd::fma(av, bt::load_unaligned(x + i), bt::load_unaligned(y + i)).store_unaligned(y + i);
+}
+
+/// x[i] *= a for i < n (n a multiple of the width).
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void scal(index_t n, float a, float* x) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const bt av(a);
+  for (index_t i = 0; i < n; i += W) (av * bt::load_unaligned(x + i)).store_unaligned(x + i);
+}
+
+/// z[i] = x[i] * y[i] for i < n (n a multiple of the width).
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void vmul(index_t n, const float* x, const float* y, float* z) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  for (index_t i = 0; i < n; i += W) (bt::load_unaligned(x + i) * bt::load_unaligned(y + i)).store_unaligned(z + i);
+}
+
+/// Forward substitution in place over the rows of X (rows x n, row stride ldx):
+/// X_i <- X_i + sign * sum_{j<i} L[i][j] X_j, L strictly lower (row stride ldl); sign = -1 solves
+/// (I + L) X = R, sign = +1 solves (I - L) X = R.
+template <class Arch>
+inline void forward_subst(index_t rows, index_t n, const float* L, index_t ldl, float sign, float* X,
+                          index_t ldx) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  constexpr index_t NB = 4;
+  index_t c0 = 0;
+  for (; c0 + NB * W <= n; c0 += NB * W) {
+    for (index_t i = 1; i < rows; ++i) {
+      bt acc[NB];
+      for (index_t q = 0; q < NB; ++q) acc[q] = bt::load_unaligned(X + i * ldx + c0 + q * W);
+      for (index_t j = 0; j < i; ++j) {
+        const bt l(sign * L[i * ldl + j]);
+        for (index_t q = 0; q < NB; ++q) acc[q] = xsimd::fma(l, bt::load_unaligned(X + j * ldx + c0 + q * W), acc[q]);
+      }
+      for (index_t q = 0; q < NB; ++q) acc[q].store_unaligned(X + i * ldx + c0 + q * W);
+    }
+  }
+  for (; c0 < n; c0 += W) {
+    for (index_t i = 1; i < rows; ++i) {
+      bt acc = bt::load_unaligned(X + i * ldx + c0);
+      for (index_t j = 0; j < i; ++j) acc = xsimd::fma(bt(sign * L[i * ldl + j]), bt::load_unaligned(X + j * ldx + c0), acc);
+      acc.store_unaligned(X + i * ldx + c0);
+    }
+  }
+}
+
+/// dst (cols x rows, row stride ldd) = transpose of src (rows x cols, row stride lds).
+inline void transpose(index_t rows, index_t cols, const float* SEQMIX_RESTRICT src, index_t lds,
+                      float* SEQMIX_RESTRICT dst, index_t ldd) noexcept {
+  for (index_t i = 0; i < rows; ++i) {
+    for (index_t j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
+  }
+}
+
+/// Numerically safe softplus (SPEC §2.13: x for x > 20).
+inline float softplus_f(float x) noexcept { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+inline double softplus_d(double x) noexcept { return x > 20.0 ? x : std::log1p(std::exp(x)); }
+inline float sigmoid_f(float x) noexcept { return 1.0f / (1.0f + std::exp(-x)); }
+inline double sigmoid_d(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
+
+}  // namespace seqmix::delta_detail

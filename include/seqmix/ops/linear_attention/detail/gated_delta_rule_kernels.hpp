@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/linear_attention/detail/gated_delta_rule_kernels.hpp: float32 fast path of the delta rules:
+// the chunk form (decay-weighted WY representation, solved by forward substitution on register-blocked
+// GEMMs) and the token recurrence (decode), per (sequence, value head). See docs/04b-delta-rules.md.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "gated_delta_rule_problem.hpp"
+
+namespace seqmix::delta_detail {
+
+/// Scratch of one (sequence, head) task, carved from a worker's workspace block.
+struct gdr_scratch {
+  index_t C = 0, Cp = 0, Kp = 0, Vp = 0;
+  float *q, *k, *qg, *kg, *gam, *gkr;  // C x Kp
+  float *kt;                           // Kp x Cp
+  float *v, *o, *betav;                // C x Vp
+  float *P, *L;                        // C x Cp
+  float *S;                            // Kp x Vp
+  float *graw, *G, *beta, *ex;         // Cp
+  float *t0, *t1, *t2;                 // Kp
+
+  static std::size_t bytes(index_t C, index_t K, index_t V) noexcept {
+    const index_t Cp = pad_up(C), Kp = pad_up(K), Vp = pad_up(V);
+    return 6 * arena_bytes<float>(C * Kp) + arena_bytes<float>(Kp * Cp) + 3 * arena_bytes<float>(C * Vp) +
+           2 * arena_bytes<float>(C * Cp) + arena_bytes<float>(Kp * Vp) + 4 * arena_bytes<float>(Cp) +
+           3 * arena_bytes<float>(Kp);
+  }
+  gdr_scratch(std::byte* mem, index_t C_, index_t K, index_t V) noexcept
+      : C(C_), Cp(pad_up(C_)), Kp(pad_up(K)), Vp(pad_up(V)) {
+    arena a(mem, bytes(C_, K, V));
+    q = a.alloc<float>(C * Kp);
+    k = a.alloc<float>(C * Kp);
+    qg = a.alloc<float>(C * Kp);
+    kg = a.alloc<float>(C * Kp);
+    gam = a.alloc<float>(C * Kp);
+    gkr = a.alloc<float>(C * Kp);
+    kt = a.alloc<float>(Kp * Cp);
+    v = a.alloc<float>(C * Vp);
+    o = a.alloc<float>(C * Vp);
+    betav = a.alloc<float>(C * Vp);
+    P = a.alloc<float>(C * Cp);
+    L = a.alloc<float>(C * Cp);
+    S = a.alloc<float>(Kp * Vp);
+    graw = a.alloc<float>(Cp);
+    G = a.alloc<float>(Cp);
+    beta = a.alloc<float>(Cp);
+    ex = a.alloc<float>(Cp);
+    t0 = a.alloc<float>(Kp);
+    t1 = a.alloc<float>(Kp);
+    t2 = a.alloc<float>(Kp);
+    // Everything but the state is zeroed: padding columns must be zero for the GEMMs.
+    const std::size_t head = static_cast<std::size_t>(reinterpret_cast<std::byte*>(S) - reinterpret_cast<std::byte*>(q));
+    std::memset(static_cast<void*>(q), 0, head);
+    std::memset(static_cast<void*>(graw), 0, 4 * arena_bytes<float>(Cp) + 3 * arena_bytes<float>(Kp));
+  }
+};
+
+/// Loads state in[n, j] (K x V, any strides) into the padded K x Vp scratch (zeros when absent).
+inline void gdr_load_state(const_state_view in, index_t n, index_t j, index_t K, index_t V, float* S, index_t Kp,
+                           index_t Vp) noexcept {
+  if (!in || V != Vp || K != Kp) std::memset(static_cast<void*>(S), 0, sizeof(float) * static_cast<std::size_t>(Kp * Vp));
+  if (!in) return;
+  const index_t sv = in.stride<axis::V>();
+  for (index_t a = 0; a < K; ++a) {
+    const float* row = in.ptr(n, j, a, 0);
+    float* d = S + a * Vp;
+    if (sv == 1) {
+      std::memcpy(d, row, sizeof(float) * static_cast<std::size_t>(V));
+    } else {
+      for (index_t c = 0; c < V; ++c) d[c] = row[c * sv];
+    }
+  }
+}
+inline void gdr_store_state(state_view out, index_t n, index_t j, index_t K, index_t V, const float* S,
+                            index_t Vp) noexcept {
+  if (!out) return;
+  const index_t sv = out.stride<axis::V>();
+  for (index_t a = 0; a < K; ++a) {
+    float* row = out.ptr(n, j, a, 0);
+    const float* s = S + a * Vp;
+    if (sv == 1) {
+      std::memcpy(row, s, sizeof(float) * static_cast<std::size_t>(V));
+    } else {
+      for (index_t c = 0; c < V; ++c) row[c * sv] = s[c];
+    }
+  }
+}
+
+/// Reads tokens [t, t + c) of value head j into the scratch rows (l2norm and scale applied, gates and
+/// betas transformed).
+template <class T>
+void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t t, index_t c, index_t j,
+                    float scale) noexcept {
+  const index_t K = p.K, V = p.V, Kp = w.Kp, Vp = w.Vp;
+  const index_t hq = j / p.group();
+  const index_t sqk = p.q.template stride<axis::K>(), skk = p.k.template stride<axis::K>();
+  const index_t svv = p.v.template stride<axis::V>();
+  for (index_t i = 0; i < c; ++i) {
+    const index_t tt = t + i;
+    float* q = w.q + i * Kp;
+    float* k = w.k + i * Kp;
+    linear_detail::load_row(p.q.ptr(b, tt, hq, 0), sqk, K, q);
+    linear_detail::load_row(p.k.ptr(b, tt, hq, 0), skk, K, k);
+    float qs = scale, ks = 1.0f;
+    if (p.l2norm) {
+      float nq = 0, nk = 0;
+      for (index_t a = 0; a < K; ++a) {
+        nq += q[a] * q[a];
+        nk += k[a] * k[a];
+      }
+      qs = scale / std::sqrt(nq + 1e-6f);
+      ks = 1.0f / std::sqrt(nk + 1e-6f);
+      for (index_t a = 0; a < K; ++a) k[a] *= ks;
+    }
+    for (index_t a = 0; a < K; ++a) q[a] *= qs;
+    linear_detail::load_row(p.v.ptr(b, tt, j, 0), svv, V, w.v + i * Vp);
+    if (p.beta) {
+      w.beta[i] = gdr_beta_transform<float>(to_float(p.beta(b, tt, j)), p.beta_sigmoid, p.beta_mul);
+    } else {
+      float* bv = w.betav + i * Vp;
+      for (index_t c2 = 0; c2 < V; ++c2)
+        bv[c2] = gdr_beta_transform<float>(to_float(p.beta_v(b, tt, j, c2)), p.beta_sigmoid, p.beta_mul);
+    }
+    if (p.gk) {
+      float* gr = w.gkr + i * Kp;
+      for (index_t a = 0; a < K; ++a) gr[a] = gdr_gate_key<float>(p, b, tt, j, a);
+    } else {
+      w.graw[i] = gdr_gate<float>(p, b, tt, j);
+    }
+  }
+}
+
+/// One column block (NB batches from column c0) of a recurrent step for row i:
+/// pred = S^T (d . k); u = beta (v - pred); S = diag(d) S + k u^T; o = S^T q.
+template <int NB, class Arch>
+SEQMIX_ALWAYS_INLINE void gdr_step_block(index_t K, index_t Vp, float* SEQMIX_RESTRICT S, const float* d,
+                                         const float* kd, const float* k, const float* q, const float* v,
+                                         const float* betav, float beta, float* o, index_t c0) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  bt acc[NB];
+  for (int x = 0; x < NB; ++x) acc[x] = bt(0.0f);
+  for (index_t a = 0; a < K; ++a) {
+    const bt kk(kd[a]);
+    for (int x = 0; x < NB; ++x) acc[x] = xsimd::fma(bt::load_unaligned(S + a * Vp + c0 + x * W), kk, acc[x]);
+  }
+  bt u[NB];
+  for (int x = 0; x < NB; ++x) {
+    const bt be = betav ? bt::load_unaligned(betav + c0 + x * W) : bt(beta);
+    u[x] = be * (bt::load_unaligned(v + c0 + x * W) - acc[x]);
+    acc[x] = bt(0.0f);
+  }
+  for (index_t a = 0; a < K; ++a) {
+    const bt da(d[a]), ka(k[a]), qa(q[a]);
+    for (int x = 0; x < NB; ++x) {
+      float* sp = S + a * Vp + c0 + x * W;
+      const bt s = xsimd::fma(ka, u[x], da * bt::load_unaligned(sp));
+      s.store_unaligned(sp);
+      acc[x] = xsimd::fma(qa, s, acc[x]);
+    }
+  }
+  for (int x = 0; x < NB; ++x) acc[x].store_unaligned(o + c0 + x * W);
+}
+
+/// Token recurrence over the c loaded rows (float32 state in w.S).
+template <class Arch, class T>
+void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept {
+  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+  const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
+  for (index_t i = 0; i < c; ++i) {
+    const float* k = w.k + i * Kp;
+    float* d = w.t0;
+    float* kd = w.t1;
+    if (p.gk) {
+      std::copy(w.gkr + i * Kp, w.gkr + i * Kp + K, d);
+      exp_inplace<Arch>(d, K);
+    } else {
+      const float e = p.g ? std::exp(w.graw[i]) : 1.0f;
+      std::fill(d, d + K, e);
+    }
+    for (index_t a = 0; a < K; ++a) kd[a] = d[a] * k[a];
+    const float* betav = p.beta ? nullptr : w.betav + i * Vp;
+    index_t c0 = 0;
+    for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+      gdr_step_block<4, Arch>(K, Vp, w.S, d, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+    for (; c0 < Vp; c0 += W)
+      gdr_step_block<1, Arch>(K, Vp, w.S, d, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+  }
+}
+
+/// Chunk form over the c loaded rows (SPEC §3.1.6, docs/04b-delta-rules.md):
+/// L = StrictTril(diag(beta) (K K^T . Gamma)), P = Tril(Q K^T . Gamma), R = diag(beta)(V - diag(e^G) K S0),
+/// (I + L) U = R, O = diag(e^G) Q S0 + P U, S = e^{G_c} S0 + (diag(e^{G_c - G}) K)^T U.
+/// Returns false (nothing changed) when a per-key gate's range in this chunk is too wide to factor.
+template <class Arch, class T>
+bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept {
+  const index_t K = p.K, Kp = w.Kp, Vp = w.Vp, Cp = w.Cp;
+  float* qg = w.q;
+  float* kg = w.k;
+  float* dlast = nullptr;  // per-key decay of the whole chunk (per-key gates)
+  float slast = 1.0f;      // scalar decay of the whole chunk
+  if (p.gk) {
+    // cumulative per-key gates and the factor reference R (SPEC §3.1 stability rule)
+    std::copy(w.gkr, w.gkr + c * Kp, w.gam);
+    linear_detail::cumsum_rows(w.gam, c, K, Kp);
+    float* R = w.t0;
+    float range = 0;
+    for (index_t a = 0; a < K; ++a) {
+      float mx = 0, mn = 0;
+      for (index_t i = 0; i < c; ++i) {
+        mx = std::max(mx, w.gam[i * Kp + a]);
+        mn = std::min(mn, w.gam[i * Kp + a]);
+      }
+      range = std::max(range, mx - mn);
+      R[a] = 0.5f * (mx + mn);
+    }
+    if (!(range <= linear_detail::factor_range_limit)) return false;
+    float* e = w.t1;
+    qg = w.qg;
+    kg = w.kg;
+    for (index_t i = 0; i < c; ++i) {
+      const float* gi = w.gam + i * Kp;
+      for (index_t a = 0; a < K; ++a) e[a] = gi[a] - R[a];
+      exp_inplace<Arch>(e, K);
+      for (index_t a = 0; a < K; ++a) {
+        qg[i * Kp + a] = w.q[i * Kp + a] * e[a];
+        kg[i * Kp + a] = w.k[i * Kp + a] * e[a];
+      }
+      for (index_t a = 0; a < K; ++a) e[a] = R[a] - gi[a];
+      exp_inplace<Arch>(e, K);
+      for (index_t a = 0; a < K; ++a) w.kt[a * Cp + i] = w.k[i * Kp + a] * e[a];
+    }
+    sgemm<false, false, Arch>(c, Cp, Kp, qg, Kp, w.kt, Cp, w.P, Cp);
+    sgemm<false, false, Arch>(c, Cp, Kp, kg, Kp, w.kt, Cp, w.L, Cp);
+    // decay-applied operands for the state terms
+    const float* gl = w.gam + (c - 1) * Kp;
+    for (index_t i = 0; i < c; ++i) {
+      const float* gi = w.gam + i * Kp;
+      std::copy(gi, gi + K, e);
+      exp_inplace<Arch>(e, K);
+      for (index_t a = 0; a < K; ++a) {
+        qg[i * Kp + a] = w.q[i * Kp + a] * e[a];
+        kg[i * Kp + a] = w.k[i * Kp + a] * e[a];
+      }
+      for (index_t a = 0; a < K; ++a) e[a] = gl[a] - gi[a];
+      exp_inplace<Arch>(e, K);
+      for (index_t a = 0; a < K; ++a) w.kt[a * Cp + i] = w.k[i * Kp + a] * e[a];
+    }
+    dlast = w.t2;
+    std::copy(gl, gl + K, dlast);
+    exp_inplace<Arch>(dlast, K);
+    for (index_t i = 0; i < c; ++i) {
+      float* Li = w.L + i * Cp;
+      for (index_t jj = 0; jj < i; ++jj) Li[jj] *= w.beta[i];
+      float* Pi = w.P + i * Cp;
+      for (index_t jj = i + 1; jj < c; ++jj) Pi[jj] = 0.0f;
+    }
+  } else {
+    transpose(c, K, w.k, Kp, w.kt, Cp);
+    sgemm<false, false, Arch>(c, Cp, Kp, w.q, Kp, w.kt, Cp, w.P, Cp);
+    sgemm<false, false, Arch>(c, Cp, Kp, w.k, Kp, w.kt, Cp, w.L, Cp);
+    if (p.g) {
+      float acc = 0;
+      for (index_t i = 0; i < c; ++i) w.G[i] = (acc += w.graw[i]);
+      for (index_t i = 0; i < c; ++i) {
+        // pairwise exponents e^{G_i - G_j}, j <= i (never e^{-G_j} alone)
+        for (index_t jj = 0; jj <= i; ++jj) w.ex[jj] = w.G[i] - w.G[jj];
+        exp_inplace<Arch>(w.ex, i + 1);
+        float* Pi = w.P + i * Cp;
+        float* Li = w.L + i * Cp;
+        const float bi = w.beta[i];
+        for (index_t jj = 0; jj < i; ++jj) {
+          Pi[jj] *= w.ex[jj];
+          Li[jj] *= bi * w.ex[jj];
+        }
+        for (index_t jj = i + 1; jj < c; ++jj) Pi[jj] = 0.0f;
+      }
+      qg = w.qg;
+      kg = w.kg;
+      const float Gl = w.G[c - 1];
+      for (index_t i = 0; i < c; ++i) w.ex[i] = w.G[i];
+      exp_inplace<Arch>(w.ex, c);
+      for (index_t i = 0; i < c; ++i) {
+        const float e = w.ex[i];
+        for (index_t a = 0; a < K; ++a) {
+          qg[i * Kp + a] = w.q[i * Kp + a] * e;
+          kg[i * Kp + a] = w.k[i * Kp + a] * e;
+        }
+      }
+      for (index_t i = 0; i < c; ++i) w.ex[i] = Gl - w.G[i];
+      exp_inplace<Arch>(w.ex, c);
+      for (index_t a = 0; a < K; ++a) {
+        float* row = w.kt + a * Cp;
+        for (index_t i = 0; i < c; ++i) row[i] *= w.ex[i];
+      }
+      slast = std::exp(Gl);
+    } else {
+      for (index_t i = 0; i < c; ++i) {
+        float* Li = w.L + i * Cp;
+        for (index_t jj = 0; jj < i; ++jj) Li[jj] *= w.beta[i];
+        float* Pi = w.P + i * Cp;
+        for (index_t jj = i + 1; jj < c; ++jj) Pi[jj] = 0.0f;
+      }
+    }
+  }
+  // R = diag(beta) (V - Kg S0)
+  sgemm<false, false, Arch>(c, Vp, Kp, kg, Kp, w.S, Vp, w.o, Vp);
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  for (index_t i = 0; i < c; ++i) {
+    const bt be(w.beta[i]);
+    float* vi = w.v + i * Vp;
+    const float* ti = w.o + i * Vp;
+    for (index_t x = 0; x < Vp; x += W)
+      (be * (bt::load_unaligned(vi + x) - bt::load_unaligned(ti + x))).store_unaligned(vi + x);
+  }
+  // (I + L) U = R
+  forward_subst<Arch>(c, Vp, w.L, Cp, -1.0f, w.v, Vp);
+  // O = Qg S0 + P U
+  sgemm<false, false, Arch>(c, Vp, Kp, qg, Kp, w.S, Vp, w.o, Vp);
+  sgemm<false, true, Arch>(c, Vp, c, w.P, Cp, w.v, Vp, w.o, Vp);
+  // S = decay S0 + Kd^T U
+  if (dlast) {
+    for (index_t a = 0; a < K; ++a) scal<Arch>(Vp, dlast[a], w.S + a * Vp);
+  } else if (p.g) {
+    scal<Arch>(K * Vp, slast, w.S);
+  }
+  sgemm<false, true, Arch>(K, Vp, c, w.kt, Cp, w.v, Vp, w.S, Vp);
+  return true;
+}
+
+/// One (sequence, value head) task of the fast path: state from in[n_in, j] (zeros when absent), tokens
+/// [s.t0, s.t1) in chunks of C (chunk form when `chunked`, else the recurrence), state to out[n_out, j].
+template <class Arch, class T>
+void gdr_fast_job(const gdr_problem<T>& p, const linear_detail::seq_desc& s, index_t j, const_state_view in,
+                  index_t n_in, state_view out, index_t n_out, bool chunked, index_t C, std::byte* mem) noexcept {
+  const index_t len = s.length();
+  const index_t Ce = std::max<index_t>(1, std::min(C, len));
+  gdr_scratch w(mem, Ce, p.K, p.V);
+  gdr_load_state(in, n_in, j, p.K, p.V, w.S, w.Kp, w.Vp);
+  const float scale = static_cast<float>(p.scale);
+  const index_t so = p.o.template stride<axis::V>();
+  for (index_t t = s.t0; t < s.t1; t += Ce) {
+    const index_t c = std::min(Ce, s.t1 - t);
+    gdr_load_chunk(p, w, s.b, t, c, j, scale);
+    if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c);
+    for (index_t i = 0; i < c; ++i) linear_detail::store_row(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
+  }
+  gdr_store_state(out, n_out, j, p.K, p.V, w.S, w.Vp);
+}
+
+}  // namespace seqmix::delta_detail

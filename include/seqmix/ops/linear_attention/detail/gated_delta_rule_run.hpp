@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/linear_attention/detail/gated_delta_rule_run.hpp: drivers of the delta-rule kernels over the
+// (sequence x value head) grid, for prefill (chunk / recurrent / auto) and decode (state slots), on the
+// reference or the simd backend.
+#pragma once
+
+#include <type_traits>
+
+#include "../../../core/backend.hpp"
+#include "gated_delta_rule_kernels.hpp"
+#include "gated_delta_rule_reference.hpp"
+
+namespace seqmix::delta_detail {
+
+/// auto_ runs the chunk form for sequences at least this long (measured crossover, docs/04b-delta-rules.md).
+inline constexpr index_t gdr_auto_chunk_min = 32;
+
+template <class Backend, class T>
+void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const_state_view h0, state_view ht,
+             linear_mode mode, index_t C, const run_context& run) {
+  if constexpr (std::is_same_v<Backend, reference>) {
+    (void)mode;
+    (void)C;
+    linear_detail::for_each_seq_head(run, plan, p.HV, [&](const linear_detail::seq_desc& s, index_t j, int) {
+      gdr_reference_job(p, s, j, h0, s.n, ht, s.n);
+    });
+  } else {
+    using Arch = typename Backend::arch;
+    workspace& ws = run.scratch();
+    ws.reserve(run.workers(), gdr_scratch::bytes(C, p.K, p.V));
+    linear_detail::for_each_seq_head(run, plan, p.HV, [&](const linear_detail::seq_desc& s, index_t j, int worker) {
+      const bool chunked = p.beta && (mode == linear_mode::chunk ||
+                                      (mode == linear_mode::auto_ && s.length() >= gdr_auto_chunk_min));
+      gdr_fast_job<Arch>(p, s, j, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
+    });
+  }
+}
+
+/// Decode: batch row b runs its tokens on state slot idx[b] (b without idx; -1 skips the row, whose
+/// outputs are set to 0), the state updated in place.
+template <class Backend, class T>
+void gdr_run_decode(const gdr_problem<T>& p, index_t B, index_t Tn, state_view state, state_indices_view idx,
+                    const run_context& run) {
+  workspace& ws = run.scratch();
+  if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(run.workers(), gdr_scratch::bytes(Tn, p.K, p.V));
+  parallel_for(run.executor, grid{B, p.HV}, [&](index_t b, index_t j, int worker) {
+    const index_t slot = idx ? static_cast<index_t>(idx(b)) : b;
+    if (slot < 0) {
+      for (index_t t = 0; t < Tn; ++t)
+        for (index_t c = 0; c < p.V; ++c) *p.o.ptr(b, t, j, c) = from_float<T>(0.0f);
+      return;
+    }
+    const linear_detail::seq_desc s{b, 0, Tn, slot};
+    if constexpr (std::is_same_v<Backend, reference>) {
+      (void)worker;
+      gdr_reference_job(p, s, j, state, slot, state, slot);
+    } else {
+      gdr_fast_job<typename Backend::arch>(p, s, j, state, slot, state, slot, false, Tn, ws.get(worker));
+    }
+  });
+}
+
+}  // namespace seqmix::delta_detail

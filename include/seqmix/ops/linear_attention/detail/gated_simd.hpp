@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/linear_attention/detail/gated_simd.hpp: float32 recurrent and chunk forms of the gated
+// problem (linear_attn, simple_gla, retention, gla, rwkv6). See docs/04-linear-attention.md.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../../runtime/workspace.hpp"
+#include "../../../simd/math.hpp"
+#include "common.hpp"
+#include "gated_problem.hpp"
+#include "gemm.hpp"
+
+namespace seqmix::linear_detail {
+
+template <class Arch>
+inline constexpr index_t simd_width = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+
+template <class Arch>
+constexpr index_t pad_to_width(index_t n) noexcept {
+  return (n + simd_width<Arch> - 1) / simd_width<Arch> * simd_width<Arch>;
+}
+
+/// x[i] = e^{x[i]} for i < n.
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void exp_inplace(float* x, index_t n) noexcept {
+  using F = xsimd::batch<float, Arch>;
+  constexpr index_t W = simd_width<Arch>;
+  index_t i = 0;
+  for (; i + W <= n; i += W) vec::exp(F::load_unaligned(x + i)).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] = vec::exp<Arch>(x[i]);
+}
+
+/// x[i] *= s for i < n (n a multiple of the width, aligned).
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void scale_row(float* x, index_t n, float s) noexcept {
+  using F = xsimd::batch<float, Arch>;
+  const F f(s);
+  for (index_t i = 0; i < n; i += simd_width<Arch>) (F::load_aligned(x + i) * f).store_aligned(x + i);
+}
+
+/// Per-worker buffers of the gated kernels (float, padded to the SIMD width, 64-byte aligned).
+struct gated_bufs {
+  float *S, *Q, *Qi, *Kr, *Kt, *Vb, *G, *A, *O, *d, *e, *z, *lo, *hi;
+  index_t Kp, Vp, Cp;
+
+  template <class Arch>
+  static std::size_t bytes(index_t K, index_t V, index_t C) noexcept {
+    const index_t Kp = pad_to_width<Arch>(K), Vp = pad_to_width<Arch>(V), Cp = pad_to_width<Arch>(C);
+    return arena_bytes<float>(Kp * Vp) + 4 * arena_bytes<float>(Cp * Kp) + arena_bytes<float>(Kp * Cp) +
+           2 * arena_bytes<float>(Cp * Vp) + arena_bytes<float>(Cp * Cp) + 6 * arena_bytes<float>(Kp + Vp + Cp) +
+           64;
+  }
+  template <class Arch>
+  static gated_bufs carve(std::byte* mem, std::size_t n, index_t K, index_t V, index_t C) noexcept {
+    arena ar(mem, n);
+    gated_bufs b{};
+    b.Kp = pad_to_width<Arch>(K);
+    b.Vp = pad_to_width<Arch>(V);
+    b.Cp = pad_to_width<Arch>(C);
+    const index_t vec_n = b.Kp + b.Vp + b.Cp;
+    b.S = ar.alloc<float>(b.Kp * b.Vp);
+    b.Q = ar.alloc<float>(b.Cp * b.Kp);
+    b.Qi = ar.alloc<float>(b.Cp * b.Kp);
+    b.Kr = ar.alloc<float>(b.Cp * b.Kp);
+    b.G = ar.alloc<float>(b.Cp * b.Kp);
+    b.Kt = ar.alloc<float>(b.Kp * b.Cp);
+    b.Vb = ar.alloc<float>(b.Cp * b.Vp);
+    b.O = ar.alloc<float>(b.Cp * b.Vp);
+    b.A = ar.alloc<float>(b.Cp * b.Cp);
+    b.d = ar.alloc<float>(vec_n);
+    b.e = ar.alloc<float>(vec_n);
+    b.z = ar.alloc<float>(vec_n);
+    b.lo = ar.alloc<float>(vec_n);
+    b.hi = ar.alloc<float>(vec_n);
+    b.z[0] = 0;
+    return b;
+  }
+  void clear(index_t K, index_t V, index_t C) const noexcept {
+    (void)K;
+    (void)V;
+    std::memset(S, 0, sizeof(float) * static_cast<std::size_t>(Kp * Vp));
+    std::memset(Vb, 0, sizeof(float) * static_cast<std::size_t>(Cp * Vp));
+    std::memset(Kt, 0, sizeof(float) * static_cast<std::size_t>(Kp * Cp));
+    (void)C;
+  }
+};
+
+/// One (sequence, head) task of a gated problem in float32.
+template <class Arch, class T>
+struct gated_task {
+  using F = xsimd::batch<float, Arch>;
+  static constexpr index_t W = simd_width<Arch>;
+
+  const gated_problem<T>& p;
+  const gated_bufs& bf;
+  index_t b, h, K, V;
+  float scale;
+  bool has_z;
+
+  // ------------------------------------------------------------------ token loads
+  float scalar_gate(index_t t) const noexcept {
+    if (p.kind == gate_kind::scalar) return to_float(p.g(b, t, h));
+    if (p.kind == gate_kind::constant) return static_cast<float>(p.gamma[h]);
+    return 0.0f;
+  }
+  void load_q(index_t t, float* dst) const noexcept {
+    load_row(p.q.ptr(b, t, h, 0), p.q.template stride<axis::K>(), K, dst, scale);
+  }
+  void load_k(index_t t, float* dst) const noexcept {
+    load_row(p.k.ptr(b, t, h, 0), p.k.template stride<axis::K>(), K, dst);
+  }
+  void load_v(index_t t, float* dst) const noexcept {
+    load_row(p.v.ptr(b, t, h, 0), p.v.template stride<axis::V>(), V, dst);
+  }
+  void load_gk(index_t t, float* dst) const noexcept {
+    load_row(p.gk.ptr(b, t, h, 0), p.gk.template stride<axis::K>(), K, dst);
+  }
+  /// Normalizer (linear_attn) then store of one output row.
+  void write_o(index_t t, float* orow, const float* q, const float* k) const noexcept {
+    if (has_z) {
+      float den = 0;
+      for (index_t a = 0; a < K; ++a) {
+        bf.z[a] += k[a];
+        den += q[a] * bf.z[a];
+      }
+      const float inv = 1.0f / (den + 1e-10f);
+      for (index_t c = 0; c < V; ++c) orow[c] *= inv;
+    }
+    store_row(p.o.ptr(b, t, h, 0), p.o.template stride<axis::V>(), V, orow);
+  }
+
+  // ------------------------------------------------------------------ recurrent form
+  void recurrent(index_t t0, index_t t1) const noexcept {
+    float* q = bf.Q;
+    float* k = bf.Kr;
+    float* v = bf.Vb;
+    float* o = bf.O;
+    float* d = bf.d;
+    float* dv = bf.e;
+    const index_t Vp = bf.Vp;
+    for (index_t t = t0; t < t1; ++t) {
+      load_q(t, q);
+      load_k(t, k);
+      load_v(t, v);
+      if (p.kind == gate_kind::key) {
+        load_gk(t, d);
+        exp_inplace<Arch>(d, K);
+      } else if (p.kind != gate_kind::none) {
+        const float e = vec::exp<Arch>(scalar_gate(t));
+        for (index_t a = 0; a < K; ++a) d[a] = e;
+      } else {
+        for (index_t a = 0; a < K; ++a) d[a] = 1.0f;
+      }
+      if (p.gv) {
+        load_row(p.gv.ptr(b, t, h, 0), p.gv.template stride<axis::V>(), V, dv);
+        exp_inplace<Arch>(dv, V);
+        for (index_t c = V; c < Vp; ++c) dv[c] = 1.0f;
+      }
+      float bonus = 0;
+      if (p.bonus()) {
+        for (index_t a = 0; a < K; ++a) bonus += q[a] * to_float(p.u(h, a)) * k[a];
+      }
+      for (index_t j = 0; j < Vp; j += W) {
+        const F vv = F::load_aligned(v + j);
+        F acc = p.bonus() ? F(bonus) * vv : F(0.0f);
+        const F gvv = p.gv ? F::load_aligned(dv + j) : F(1.0f);
+        for (index_t a = 0; a < K; ++a) {
+          float* srow = bf.S + a * Vp + j;
+          F s = F::load_aligned(srow);
+          if (p.bonus()) acc = xsimd::fma(F(q[a]), s, acc);
+          if (p.gv) s = s * gvv;
+          s = xsimd::fma(s, F(d[a]), F(k[a]) * vv);
+          s.store_aligned(srow);
+          if (!p.bonus()) acc = xsimd::fma(F(q[a]), s, acc);
+        }
+        acc.store_aligned(o + j);
+      }
+      write_o(t, o, q, k);
+    }
+  }
+
+  // ------------------------------------------------------------------ chunk form, scalar gates
+  void chunk_scalar(index_t c0, index_t L) const noexcept {
+    const index_t Kp = bf.Kp, Vp = bf.Vp, Cp = bf.Cp;
+    const index_t Lp = pad_to_width<Arch>(L);
+    const bool gated = p.kind != gate_kind::none;
+    float* G = bf.G;  // G[i], local inclusive cumsum
+    for (index_t i = 0; i < L; ++i) {
+      load_q(c0 + i, bf.Q + i * Kp);
+      load_k(c0 + i, bf.Kr + i * Kp);
+      load_v(c0 + i, bf.Vb + i * Vp);
+      if (gated) G[i] = (i ? G[i - 1] : 0.0f) + scalar_gate(c0 + i);
+    }
+    if (p.kind == gate_kind::constant) {
+      for (index_t i = 0; i < L; ++i) G[i] = static_cast<float>(static_cast<double>(i + 1) * p.gamma[h]);
+    }
+    // inter: O = diag(e^G) Q~ S0
+    gemm<Arch, false>(L, Vp, K, bf.Q, Kp, bf.S, Vp, bf.O, Vp);
+    float* eg = bf.e;
+    if (gated) {
+      for (index_t i = 0; i < L; ++i) eg[i] = G[i];
+      exp_inplace<Arch>(eg, L);
+      for (index_t i = 0; i < L; ++i) scale_row<Arch>(bf.O + i * Vp, Vp, eg[i]);
+    }
+    // intra: A = (Q~ K^T) .* e^{G_i - G_j}, j <= i
+    for (index_t i = 0; i < L; ++i)
+      for (index_t a = 0; a < K; ++a) bf.Kt[a * Cp + i] = bf.Kr[i * Kp + a];
+    for (index_t a = 0; a < K; ++a)
+      for (index_t i = L; i < Lp; ++i) bf.Kt[a * Cp + i] = 0.0f;
+    gemm<Arch, false, tri::lower_c>(L, Lp, K, bf.Q, Kp, bf.Kt, Cp, bf.A, Cp);
+    for (index_t i = 0; i < L; ++i) {
+      float* arow = bf.A + i * Cp;
+      if (gated) {
+        float* x = bf.d;
+        for (index_t j = 0; j <= i; ++j) x[j] = G[i] - G[j];
+        exp_inplace<Arch>(x, i + 1);
+        for (index_t j = 0; j <= i; ++j) arow[j] *= x[j];
+      }
+      for (index_t j = i + 1; j < Lp; ++j) arow[j] = 0.0f;
+    }
+    gemm<Arch, true, tri::lower_a>(L, Vp, L, bf.A, Cp, bf.Vb, Vp, bf.O, Vp);
+    // state: S = e^{G_L} S0 + (K .* e^{G_L - G_j})^T V
+    if (gated) {
+      const float gl = G[L - 1];
+      const float el = eg[L - 1];
+      for (index_t a = 0; a < K; ++a) scale_row<Arch>(bf.S + a * Vp, Vp, el);
+      float* x = bf.d;
+      for (index_t j = 0; j < L; ++j) x[j] = gl - G[j];
+      exp_inplace<Arch>(x, L);
+      for (index_t a = 0; a < K; ++a)
+        for (index_t j = 0; j < L; ++j) bf.Kt[a * Cp + j] *= x[j];
+    }
+    gemm<Arch, true>(K, Vp, L, bf.Kt, Cp, bf.Vb, Vp, bf.S, Vp);
+    for (index_t i = 0; i < L; ++i) write_o(c0 + i, bf.O + i * Vp, bf.Q + i * Kp, bf.Kr + i * Kp);
+  }
+
+  // ------------------------------------------------------------------ chunk form, per-key gates
+  // Segment [c0, c0 + L): factor e^{Γ_i - Γ_j} through a per-channel reference R (SPEC §3.1 stability
+  // rule); when a channel's cumulative range exceeds factor_range_limit, split the segment in halves.
+  void chunk_key(index_t c0, index_t L) const noexcept {
+    const index_t Kp = bf.Kp, Vp = bf.Vp, Cp = bf.Cp;
+    const index_t Lp = pad_to_width<Arch>(L);
+    const bool rwkv = p.bonus();
+    float* G = bf.G;
+    for (index_t i = 0; i < L; ++i) load_gk(c0 + i, G + i * Kp);
+    cumsum_rows(G, L, K, Kp);
+    float* lo = bf.lo;
+    float* hi = bf.hi;
+    for (index_t a = 0; a < K; ++a) lo[a] = hi[a] = 0.0f;
+    for (index_t i = 0; i < L; ++i) {
+      const float* g = G + i * Kp;
+      for (index_t a = 0; a < K; ++a) {
+        lo[a] = std::min(lo[a], g[a]);
+        hi[a] = std::max(hi[a], g[a]);
+      }
+    }
+    bool fits = true;
+    for (index_t a = 0; a < K; ++a) fits = fits && (hi[a] - lo[a] <= factor_range_limit);
+    if (!fits && L > 1) {
+      const index_t half = L / 2;
+      chunk_key(c0, half);
+      chunk_key(c0 + half, L - half);
+      return;
+    }
+    float* R = lo;  // reference point per channel; hi becomes Γ_L
+    for (index_t a = 0; a < K; ++a) {
+      R[a] = 0.5f * (lo[a] + hi[a]);
+      hi[a] = G[(L - 1) * Kp + a];
+    }
+    for (index_t i = 0; i < L; ++i) {
+      load_q(c0 + i, bf.Q + i * Kp);
+      load_k(c0 + i, bf.Kr + i * Kp);
+      load_v(c0 + i, bf.Vb + i * Vp);
+    }
+    // Qi = Q~ e^{Γq}, Γq(i) = Γ_i (gla) or Γ_{i-1} (rwkv6, Γ_{-1} = 0)
+    for (index_t i = 0; i < L; ++i) {
+      float* qi = bf.Qi + i * Kp;
+      if (rwkv) {
+        if (i == 0) {
+          for (index_t a = 0; a < K; ++a) qi[a] = 0.0f;
+        } else {
+          std::memcpy(qi, G + (i - 1) * Kp, sizeof(float) * static_cast<std::size_t>(K));
+        }
+      } else {
+        std::memcpy(qi, G + i * Kp, sizeof(float) * static_cast<std::size_t>(K));
+      }
+    }
+    exp_inplace<Arch>(bf.Qi, (L - 1) * Kp + K);
+    for (index_t i = 0; i < L; ++i) {
+      float* qi = bf.Qi + i * Kp;
+      const float* q = bf.Q + i * Kp;
+      for (index_t a = 0; a < K; ++a) qi[a] *= q[a];
+    }
+    gemm<Arch, false>(L, Vp, K, bf.Qi, Kp, bf.S, Vp, bf.O, Vp);
+    // Qr = Qi e^{-R} (stored over Q after the bonus needs it), Kt[a][j] = k_j[a] e^{R_a - Γ_j[a]}
+    float* er = bf.d;  // e^{-R}
+    for (index_t a = 0; a < K; ++a) er[a] = -R[a];
+    exp_inplace<Arch>(er, K);
+    float* el = bf.e;  // e^{Γ_L - R}, then e^{Γ_L}
+    for (index_t a = 0; a < K; ++a) el[a] = G[(L - 1) * Kp + a] - R[a];
+    exp_inplace<Arch>(el, K);
+    for (index_t i = 0; i < L; ++i) {
+      float* g = G + i * Kp;
+      for (index_t a = 0; a < K; ++a) g[a] = R[a] - g[a];
+    }
+    exp_inplace<Arch>(G, (L - 1) * Kp + K);
+    for (index_t i = 0; i < L; ++i) {
+      const float* k = bf.Kr + i * Kp;
+      const float* g = G + i * Kp;
+      for (index_t a = 0; a < K; ++a) bf.Kt[a * Cp + i] = k[a] * g[a];
+    }
+    for (index_t a = 0; a < K; ++a)
+      for (index_t i = L; i < Lp; ++i) bf.Kt[a * Cp + i] = 0.0f;
+    float* Qr = bf.G;  // G is free now
+    for (index_t i = 0; i < L; ++i) {
+      const float* qi = bf.Qi + i * Kp;
+      float* qr = Qr + i * Kp;
+      for (index_t a = 0; a < K; ++a) qr[a] = qi[a] * er[a];
+    }
+    gemm<Arch, false, tri::lower_c>(L, Lp, K, Qr, Kp, bf.Kt, Cp, bf.A, Cp);
+    for (index_t i = 0; i < L; ++i) {
+      float* arow = bf.A + i * Cp;
+      if (rwkv) {
+        float bon = 0;
+        const float* q = bf.Q + i * Kp;
+        const float* k = bf.Kr + i * Kp;
+        for (index_t a = 0; a < K; ++a) bon += q[a] * to_float(p.u(h, a)) * k[a];
+        arow[i] = bon;
+      }
+      for (index_t j = i + 1; j < Lp; ++j) arow[j] = 0.0f;
+    }
+    gemm<Arch, true, tri::lower_a>(L, Vp, L, bf.A, Cp, bf.Vb, Vp, bf.O, Vp);
+    // state: S = diag(e^{Γ_L}) S0 + (Kt .* e^{Γ_L - R})^T V
+    for (index_t a = 0; a < K; ++a) {
+      const float f = el[a];
+      float* kt = bf.Kt + a * Cp;
+      for (index_t j = 0; j < L; ++j) kt[j] *= f;
+    }
+    float* gl = hi;  // Γ_L, saved before G was overwritten
+    exp_inplace<Arch>(gl, K);
+    for (index_t a = 0; a < K; ++a) scale_row<Arch>(bf.S + a * Vp, Vp, gl[a]);
+    gemm<Arch, true>(K, Vp, L, bf.Kt, Cp, bf.Vb, Vp, bf.S, Vp);
+    for (index_t i = 0; i < L; ++i) write_o(c0 + i, bf.O + i * Vp, bf.Q + i * Kp, bf.Kr + i * Kp);
+  }
+
+};
+
+}  // namespace seqmix::linear_detail
