@@ -88,7 +88,7 @@ void delta_rule_decode(const delta_rule_decode_args<T>& a, const delta_rule_opti
   p.o = a.o;
   c.require(static_cast<bool>(a.state), "state is required but was not given");
   const index_t B = a.q.template extent<axis::B>();
-  const index_t N = a.state.extent<axis::N>();
+  const index_t N = a.state.template extent<axis::N>();
   if (!a.state_indices) c.extent<axis::N>("state", a.state, B, "q [B,T,H,K] without state_indices");
   linear_detail::check_state(c, "state", a.state, N, p.HV, p.K, p.V, "v [B,T,H,V]");
   linear_detail::check_state_indices(c, a.state_indices, B, N);

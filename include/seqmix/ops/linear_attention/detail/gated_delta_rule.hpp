@@ -73,16 +73,16 @@ gdr_problem<T> gdr_check_inputs(const check& c, const_view<T, bthk> q, const_vie
   c.require(static_cast<bool>(k), "k is required but was not given");
   c.require(static_cast<bool>(v), "v is required but was not given");
   c.require(static_cast<bool>(o), "o is required but was not given");
-  const index_t B = q.extent<axis::B>(), T_ = q.extent<axis::T>(), H = q.extent<axis::H>(), K = q.extent<axis::K>();
+  const index_t B = q.template extent<axis::B>(), T_ = q.template extent<axis::T>(), H = q.template extent<axis::H>(), K = q.template extent<axis::K>();
   c.same_extent<axis::B>("k", k, "q", q);
   c.same_extent<axis::T>("k", k, "q", q);
   c.same_extent<axis::H>("k", k, "q", q);
   c.same_extent<axis::K>("k", k, "q", q);
   c.same_extent<axis::B>("v", v, "q", q);
   c.same_extent<axis::T>("v", v, "q", q);
-  c.require(H > 0 && K > 0 && v.extent<axis::V>() > 0, "q.extent(H), q.extent(K) and v.extent(V) must be > 0");
+  c.require(H > 0 && K > 0 && v.template extent<axis::V>() > 0, "q.extent(H), q.extent(K) and v.extent(V) must be > 0");
   c.multiple_of<axis::H>("v", v, "q", q);
-  const index_t HV = v.extent<axis::H>(), V = v.extent<axis::V>();
+  const index_t HV = v.template extent<axis::H>(), V = v.template extent<axis::V>();
   c.same_extent<axis::B>("o", o, "v", v);
   c.same_extent<axis::T>("o", o, "v", v);
   c.same_extent<axis::H>("o", o, "v", v);
@@ -189,7 +189,7 @@ void gated_delta_rule_decode(const gated_delta_rule_decode_args<T>& a, const gat
   p.o = a.o;
   c.require(static_cast<bool>(a.state), "state is required but was not given");
   const index_t B = a.q.template extent<axis::B>();
-  const index_t N = a.state.extent<axis::N>();
+  const index_t N = a.state.template extent<axis::N>();
   if (!a.state_indices) c.extent<axis::N>("state", a.state, B, "q [B,T,H,K] without state_indices");
   linear_detail::check_state(c, "state", a.state, N, p.HV, p.K, p.V, "v [B,T,H,V]");
   linear_detail::check_state_indices(c, a.state_indices, B, N);
