@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/ssm_scan/detail/conv_simd.hpp: causal depthwise conv1d fast paths: vectorised over time for
+// channel-first rows (L-stride 1), over channels for channel-last rows (D-stride 1), generic otherwise.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../../core/backend.hpp"
+#include "../../../runtime/parallel_for.hpp"
+#include "../../../runtime/workspace.hpp"
+#include "args.hpp"
+#include "segments.hpp"
+#include "vmath.hpp"
+
+namespace seqmix::detail::ssm {
+
+template <class A>
+SEQMIX_ALWAYS_INLINE fbatch<A> conv_act(fbatch<A> v, bool silu) noexcept {
+  return silu ? vsilu<A>(v) : v;
+}
+
+/// One channel row (L-stride 1 in and out): out[t] = act(bias + sum_k w[k] xhat[t - (W-1) + k]).
+template <class A, class T>
+inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, index_t W, float bias,
+                            const float* hist /* [W-1] */, bool silu) noexcept {
+  using Bt = fbatch<A>;
+  constexpr index_t V = static_cast<index_t>(Bt::size);
+  auto xhat = [&](index_t j) -> float { return j >= 0 ? to_float(x[j]) : hist[W - 1 + j]; };
+  const index_t head = std::min(len, W - 1);
+  for (index_t t = 0; t < head; ++t) {
+    float acc = bias;
+    for (index_t k = 0; k < W; ++k) acc += w[k] * xhat(t - (W - 1) + k);
+    out[t] = from_float<T>(silu ? silu_scalar(acc) : acc);
+  }
+  index_t t = head;
+  if (W == 4) {
+    const Bt w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
+    for (; t + V <= len; t += V) {
+      const T* p = x + t - 3;
+      Bt acc = xsimd::fma(w0, load_w<A>(p), Bt(bias));
+      acc = xsimd::fma(w1, load_w<A>(p + 1), acc);
+      acc = xsimd::fma(w2, load_w<A>(p + 2), acc);
+      acc = xsimd::fma(w3, load_w<A>(p + 3), acc);
+      store_n<A>(out + t, conv_act<A>(acc, silu), V);
+    }
+  } else {
+    for (; t + V <= len; t += V) {
+      const T* p = x + t - (W - 1);
+      Bt acc(bias);
+      for (index_t k = 0; k < W; ++k) acc = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc);
+      store_n<A>(out + t, conv_act<A>(acc, silu), V);
+    }
+  }
+  for (; t < len; ++t) {
+    float acc = bias;
+    for (index_t k = 0; k < W; ++k) acc += w[k] * xhat(t - (W - 1) + k);
+    out[t] = from_float<T>(silu ? silu_scalar(acc) : acc);
+  }
+}
+
+template <class Arch, class T>
+void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_options& o, simd<Arch>) {
+  using A = Arch;
+  using Bt = fbatch<A>;
+  constexpr index_t V = static_cast<index_t>(Bt::size);
+  const index_t Bn = a.x.template extent<axis::B>(), Dn = a.x.template extent<axis::D>();
+  const index_t L = a.x.template extent<axis::L>(), W = a.weight.template extent<axis::W>();
+  const bool silu = o.activation == conv_activation::silu;
+  const auto segs = make_segments(Bn, L, a.cu_seqlens);
+  const index_t ns = static_cast<index_t>(segs.size());
+  const int workers = std::max(1, o.run.workers());
+  const bool row_contig = a.x.template stride<axis::L>() == 1 && a.out.template stride<axis::L>() == 1;
+  const bool chan_last = !row_contig && a.x.template stride<axis::D>() == 1 && a.out.template stride<axis::D>() == 1;
+  auto hist_at = [&](const segment& sg, index_t d, index_t i) -> float {  // xhat[-(W-1) + i]
+    return (a.initial_states && sg.init >= 0) ? to_float(a.initial_states(sg.init, d, i)) : 0.0f;
+  };
+
+  if (!chan_last) {
+    // per channel rows; blocks of 16 channels per task
+    constexpr index_t DB = 16;
+    const index_t nblk = (Dn + DB - 1) / DB;
+    workspace& ws = o.run.scratch();
+    ws.reserve(workers, 2 * arena_bytes<float>(W + V) + arena_bytes<float>(std::max<index_t>(L, 1) + 2 * V) * 2);
+    parallel_for(o.run.executor, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
+      const segment& sg = segs[static_cast<std::size_t>(si)];
+      const index_t len = sg.t1 - sg.t0;
+      arena ar(ws.get(worker), ws.bytes_per_worker());
+      float* w = ar.alloc<float>(W + V);
+      float* hist = ar.alloc<float>(W + V);
+      float* xin = ar.alloc<float>(std::max<index_t>(L, 1) + 2 * V);
+      float* xout = ar.alloc<float>(std::max<index_t>(L, 1) + 2 * V);
+      for (index_t d = blk * DB; d < std::min(Dn, blk * DB + DB); ++d) {
+        for (index_t k = 0; k < W; ++k) w[k] = to_float(a.weight(d, k));
+        for (index_t i = 0; i + 1 < W; ++i) hist[i] = hist_at(sg, d, i);
+        const float bias = a.bias ? to_float(a.bias(d)) : 0.0f;
+        if (row_contig) {
+          conv_row_contig<A>(a.x.ptr(sg.b, d, sg.t0), a.out.ptr(sg.b, d, sg.t0), len, w, W, bias, hist, silu);
+        } else {  // any strides: through float rows
+          for (index_t t = 0; t < len; ++t) xin[t] = to_float(a.x(sg.b, d, sg.t0 + t));
+          conv_row_contig<A>(static_cast<const float*>(xin), xout, len, w, W, bias, hist, silu);
+          for (index_t t = 0; t < len; ++t) a.out(sg.b, d, sg.t0 + t) = from_float<T>(xout[t]);
+        }
+        if (a.final_states && sg.fin >= 0)
+          for (index_t i = 0; i + 1 < W; ++i) {
+            const index_t j = len - (W - 1) + i;
+            a.final_states(sg.fin, d, i) = j >= 0 ? a.x(sg.b, d, sg.t0 + j) : from_float<T>(hist[W - 1 + j]);
+          }
+      }
+    });
+    return;
+  }
+
+  // channel-last: vectorise over channels, DB channels per task, weights transposed to [W][DB]
+  constexpr index_t DB = 256;
+  const index_t nblk = (Dn + DB - 1) / DB;
+  workspace& ws = o.run.scratch();
+  ws.reserve(workers, arena_bytes<float>(W * DB) + arena_bytes<float>(std::max<index_t>(W - 1, 1) * DB) +
+                          arena_bytes<float>(DB));
+  const index_t sxl = a.x.template stride<axis::L>(), sol = a.out.template stride<axis::L>();
+  parallel_for(o.run.executor, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
+    const segment& sg = segs[static_cast<std::size_t>(si)];
+    const index_t len = sg.t1 - sg.t0, d0 = blk * DB, nd = std::min(DB, Dn - d0);
+    arena ar(ws.get(worker), ws.bytes_per_worker());
+    float* wt = ar.alloc<float>(W * DB);                                // [W][DB]
+    float* hist = ar.alloc<float>(std::max<index_t>(W - 1, 1) * DB);   // [W-1][DB]
+    float* bias = ar.alloc<float>(DB);
+    for (index_t c = 0; c < DB; ++c) {
+      const bool on = c < nd;
+      for (index_t k = 0; k < W; ++k) wt[k * DB + c] = on ? to_float(a.weight(d0 + c, k)) : 0.0f;
+      for (index_t i = 0; i + 1 < W; ++i) hist[i * DB + c] = on ? hist_at(sg, d0 + c, i) : 0.0f;
+      bias[c] = (on && a.bias) ? to_float(a.bias(d0 + c)) : 0.0f;
+    }
+    const T* xb = a.x.ptr(sg.b, d0, sg.t0);
+    T* ob = a.out.ptr(sg.b, d0, sg.t0);
+    for (index_t t = 0; t < len; ++t) {
+      for (index_t c = 0; c < nd; c += V) {
+        const index_t m = std::min(V, nd - c);
+        Bt acc = Bt::load_aligned(bias + c);
+        for (index_t k = 0; k < W; ++k) {
+          const index_t j = t - (W - 1) + k;
+          const Bt xv = j >= 0 ? load_n<A>(xb + j * sxl + c, m) : Bt::load_aligned(hist + (W - 1 + j) * DB + c);
+          acc = xsimd::fma(Bt::load_aligned(wt + k * DB + c), xv, acc);
+        }
+        store_n<A>(ob + t * sol + c, conv_act<A>(acc, silu), m);
+      }
+    }
+    if (a.final_states && sg.fin >= 0)
+      for (index_t c = 0; c < nd; ++c)
+        for (index_t i = 0; i + 1 < W; ++i) {
+          const index_t j = len - (W - 1) + i;
+          a.final_states(sg.fin, d0 + c, i) = j >= 0 ? a.x(sg.b, d0 + c, sg.t0 + j) : from_float<T>(hist[(W - 1 + j) * DB + c]);
+        }
+  });
+}
+
+/// Decode: per (row, channel) in float; W + L multiply-adds per token, state in place.
+template <class Arch, class T>
+void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const causal_conv1d_options& o, simd<Arch>) {
+  const index_t Bn = a.x.template extent<axis::B>(), Dn = a.x.template extent<axis::D>();
+  const index_t L = a.x.template extent<axis::L>(), W = a.weight.template extent<axis::W>();
+  const index_t S = a.conv_state.template extent<axis::S>();
+  const bool silu = o.activation == conv_activation::silu;
+  constexpr index_t DB = 64;
+  const index_t nblk = (Dn + DB - 1) / DB;
+  parallel_for(o.run.executor, grid{Bn, nblk}, [&](index_t b, index_t blk) {
+    const index_t slot = a.conv_state_indices ? a.conv_state_indices(b) : b;
+    for (index_t d = blk * DB; d < std::min(Dn, blk * DB + DB); ++d) {
+      if (slot < 0) {
+        for (index_t t = 0; t < L; ++t) a.out(b, d, t) = from_float<T>(0.0f);
+        continue;
+      }
+      T* st = a.conv_state.ptr(slot, d, 0);
+      const index_t ss = a.conv_state.template stride<axis::S>();
+      const float bias = a.bias ? to_float(a.bias(d)) : 0.0f;
+      for (index_t t = 0; t < L; ++t) {
+        const T xt = a.x(b, d, t);
+        float acc = bias + to_float(a.weight(d, W - 1)) * to_float(xt);
+        if (a.cache_seqlens) {
+          const index_t c = a.cache_seqlens(b) + t;
+          index_t pos = ((c - 1) % S + S) % S;
+          for (index_t i = 1; i < W; ++i) {
+            acc += to_float(a.weight(d, W - 1 - i)) * to_float(st[pos * ss]);
+            pos = pos == 0 ? S - 1 : pos - 1;
+          }
+          st[((c % S + S) % S) * ss] = xt;
+        } else {
+          for (index_t i = 1; i < W; ++i) acc += to_float(a.weight(d, W - 1 - i)) * to_float(st[(S - i) * ss]);
+          for (index_t s = 0; s + 1 < S; ++s) st[s * ss] = st[(s + 1) * ss];
+          if (S > 0) st[(S - 1) * ss] = xt;
+        }
+        a.out(b, d, t) = from_float<T>(silu ? silu_scalar(acc) : acc);
+      }
+    }
+  });
+}
+
+}  // namespace seqmix::detail::ssm

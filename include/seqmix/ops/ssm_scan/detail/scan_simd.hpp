@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/ssm_scan/detail/scan_simd.hpp: Mamba-1 selective scan, vectorised across channels (one
+// batch of channels per task, state [N] batches in L1), sequential in time over tiles of TS tokens.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../../core/backend.hpp"
+#include "../../../runtime/parallel_for.hpp"
+#include "../../../runtime/workspace.hpp"
+#include "args.hpp"
+#include "segments.hpp"
+#include "vmath.hpp"
+
+namespace seqmix::detail::ssm {
+
+inline constexpr index_t scan_tile = 64;  // tokens per time tile
+
+/// Reads rows src(c, t0..t0+n) for c < nc into dst[t*W + c] (lanes >= nc get `fill`).
+template <class A, class T>
+inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc, index_t t0, index_t n, float* dst,
+                        float fill) noexcept {
+  constexpr index_t W = static_cast<index_t>(fbatch<A>::size);
+  const index_t sd = v.template stride<axis::D>(), sl = v.template stride<axis::L>();
+  const T* base = v.ptr(b, d0, t0);
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && W == 8) {
+    if (sl == 1 && nc == 8) {
+      index_t t = 0;
+      for (; t + 8 <= n; t += 8) {
+        __m256 r[8];
+        for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(base + c * sd + t);
+        const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
+        const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
+        const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
+        const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
+        float* o = dst + t * 8;
+        _mm256_store_ps(o + 0, _mm256_permute2f128_ps(s0, s4, 0x20));
+        _mm256_store_ps(o + 8, _mm256_permute2f128_ps(s1, s5, 0x20));
+        _mm256_store_ps(o + 16, _mm256_permute2f128_ps(s2, s6, 0x20));
+        _mm256_store_ps(o + 24, _mm256_permute2f128_ps(s3, s7, 0x20));
+        _mm256_store_ps(o + 32, _mm256_permute2f128_ps(s0, s4, 0x31));
+        _mm256_store_ps(o + 40, _mm256_permute2f128_ps(s1, s5, 0x31));
+        _mm256_store_ps(o + 48, _mm256_permute2f128_ps(s2, s6, 0x31));
+        _mm256_store_ps(o + 56, _mm256_permute2f128_ps(s3, s7, 0x31));
+      }
+      for (; t < n; ++t)
+        for (index_t c = 0; c < 8; ++c) dst[t * 8 + c] = base[c * sd + t];
+      return;
+    }
+  }
+#endif
+  for (index_t c = 0; c < W; ++c) {
+    if (c < nc) {
+      const T* row = base + c * sd;
+      for (index_t t = 0; t < n; ++t) dst[t * W + c] = to_float(row[t * sl]);
+    } else {
+      for (index_t t = 0; t < n; ++t) dst[t * W + c] = fill;
+    }
+  }
+}
+
+/// Writes src[t*W + c] to rows out(c, t0..t0+n), c < nc.
+template <class A, class T>
+inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t nc, index_t t0, index_t n,
+                         const float* src) noexcept {
+  constexpr index_t W = static_cast<index_t>(fbatch<A>::size);
+  const index_t sd = v.template stride<axis::D>(), sl = v.template stride<axis::L>();
+  T* base = v.ptr(b, d0, t0);
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && W == 8) {
+    if (sl == 1 && nc == 8) {
+      index_t t = 0;
+      for (; t + 8 <= n; t += 8) {
+        __m256 r[8];
+        for (int c = 0; c < 8; ++c) r[c] = _mm256_load_ps(src + (t + c) * 8);
+        const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
+        const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
+        const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
+        const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
+        _mm256_storeu_ps(base + 0 * sd + t, _mm256_permute2f128_ps(s0, s4, 0x20));
+        _mm256_storeu_ps(base + 1 * sd + t, _mm256_permute2f128_ps(s1, s5, 0x20));
+        _mm256_storeu_ps(base + 2 * sd + t, _mm256_permute2f128_ps(s2, s6, 0x20));
+        _mm256_storeu_ps(base + 3 * sd + t, _mm256_permute2f128_ps(s3, s7, 0x20));
+        _mm256_storeu_ps(base + 4 * sd + t, _mm256_permute2f128_ps(s0, s4, 0x31));
+        _mm256_storeu_ps(base + 5 * sd + t, _mm256_permute2f128_ps(s1, s5, 0x31));
+        _mm256_storeu_ps(base + 6 * sd + t, _mm256_permute2f128_ps(s2, s6, 0x31));
+        _mm256_storeu_ps(base + 7 * sd + t, _mm256_permute2f128_ps(s3, s7, 0x31));
+      }
+      for (; t < n; ++t)
+        for (index_t c = 0; c < 8; ++c) base[c * sd + t] = src[t * 8 + c];
+      return;
+    }
+  }
+#endif
+  for (index_t c = 0; c < nc; ++c) {
+    T* row = base + c * sd;
+    for (index_t t = 0; t < n; ++t) row[t * sl] = from_float<T>(src[t * W + c]);
+  }
+}
+
+/// The time loop of one tile. bu/cu: B/C are one scalar per (t, n) (broadcast to all lanes, buffer
+/// [n_t][N]); otherwise one batch per (t, n) at bp + t*bts + n*W (bts = 0: time-invariant).
+template <class A, bool BU, bool CU>
+inline void scan_tile_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT dtb, const float* SEQMIX_RESTRICT ub,
+                           const float* SEQMIX_RESTRICT Av, const float* SEQMIX_RESTRICT bp, index_t bts,
+                           const float* SEQMIX_RESTRICT cp, index_t cts, float* SEQMIX_RESTRICT xs,
+                           float* SEQMIX_RESTRICT yb) noexcept {
+  using Bt = fbatch<A>;
+  constexpr index_t W = static_cast<index_t>(Bt::size);
+  auto bval = [&](index_t t, index_t n) {
+    if constexpr (BU) return Bt(bp[t * N + n]);
+    else return Bt::load_aligned(bp + t * bts + n * W);
+  };
+  auto cval = [&](index_t t, index_t n) {
+    if constexpr (CU) return Bt(cp[t * N + n]);
+    else return Bt::load_aligned(cp + t * cts + n * W);
+  };
+  for (index_t t = 0; t < nt; ++t) {
+    const Bt dt = Bt::load_aligned(dtb + t * W);
+    const Bt du = dt * Bt::load_aligned(ub + t * W);
+    Bt y0(0.0f), y1(0.0f), y2(0.0f), y3(0.0f);
+    index_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const Bt e0 = vexp<A>(dt * Bt::load_aligned(Av + (n + 0) * W));
+      const Bt e1 = vexp<A>(dt * Bt::load_aligned(Av + (n + 1) * W));
+      const Bt e2 = vexp<A>(dt * Bt::load_aligned(Av + (n + 2) * W));
+      const Bt e3 = vexp<A>(dt * Bt::load_aligned(Av + (n + 3) * W));
+      const Bt x0 = xsimd::fma(Bt::load_aligned(xs + (n + 0) * W), e0, du * bval(t, n + 0));
+      const Bt x1 = xsimd::fma(Bt::load_aligned(xs + (n + 1) * W), e1, du * bval(t, n + 1));
+      const Bt x2 = xsimd::fma(Bt::load_aligned(xs + (n + 2) * W), e2, du * bval(t, n + 2));
+      const Bt x3 = xsimd::fma(Bt::load_aligned(xs + (n + 3) * W), e3, du * bval(t, n + 3));
+      x0.store_aligned(xs + (n + 0) * W);
+      x1.store_aligned(xs + (n + 1) * W);
+      x2.store_aligned(xs + (n + 2) * W);
+      x3.store_aligned(xs + (n + 3) * W);
+      y0 = xsimd::fma(x0, cval(t, n + 0), y0);
+      y1 = xsimd::fma(x1, cval(t, n + 1), y1);
+      y2 = xsimd::fma(x2, cval(t, n + 2), y2);
+      y3 = xsimd::fma(x3, cval(t, n + 3), y3);
+    }
+    for (; n < N; ++n) {
+      const Bt e = vexp<A>(dt * Bt::load_aligned(Av + n * W));
+      const Bt x = xsimd::fma(Bt::load_aligned(xs + n * W), e, du * bval(t, n));
+      x.store_aligned(xs + n * W);
+      y0 = xsimd::fma(x, cval(t, n), y0);
+    }
+    ((y0 + y1) + (y2 + y3)).store_aligned(yb + t * W);
+  }
+}
+
+template <class Arch, class T>
+void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_options& o, simd<Arch>) {
+  using A = Arch;
+  using Bt = fbatch<A>;
+  constexpr index_t W = static_cast<index_t>(Bt::size);
+  constexpr index_t TS = scan_tile;
+  const index_t Bn = a.u.template extent<axis::B>(), Dn = a.u.template extent<axis::D>();
+  const index_t L = a.u.template extent<axis::L>(), N = a.A.template extent<axis::N>();
+  const index_t G = a.B ? a.B.template extent<axis::G>() : (a.C ? a.C.template extent<axis::G>() : 1);
+  const index_t dpg = Dn / G;
+  const auto segs = make_segments(Bn, L, a.cu_seqlens);
+  const index_t ns = static_cast<index_t>(segs.size()), nblk = (Dn + W - 1) / W;
+
+  // per worker: u, dt, z, y tiles [TS][W]; B, C tiles [TS][N][W] (lane form); A, state, fixed B/C [N][W]
+  const std::size_t bytes = 4 * arena_bytes<float>(TS * W) + 2 * arena_bytes<float>(TS * N * W) +
+                            3 * arena_bytes<float>(N * W) + arena_bytes<float>(N * W);
+  workspace& ws = o.run.scratch();
+  ws.reserve(std::max(1, o.run.workers()), bytes);
+
+  parallel_for(o.run.executor, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
+    const segment& sg = segs[static_cast<std::size_t>(si)];
+    const index_t b = sg.b, d0 = blk * W, nc = std::min(W, Dn - d0);
+    arena ar(ws.get(worker), ws.bytes_per_worker());
+    float* ub = ar.alloc<float>(TS * W);   // [TS][W]
+    float* dtb = ar.alloc<float>(TS * W);  // [TS][W]
+    float* zb = ar.alloc<float>(TS * W);   // [TS][W]
+    float* yb = ar.alloc<float>(TS * W);   // [TS][W]
+    float* bb = ar.alloc<float>(TS * N * W);  // [TS][N] or [TS][N][W]
+    float* cb = ar.alloc<float>(TS * N * W);
+    float* Av = ar.alloc<float>(N * W);    // [N][W]
+    float* xs = ar.alloc<float>(N * W);    // [N][W] state
+    float* bf = ar.alloc<float>(N * W);    // [N][W] fixed B
+    float* cf = ar.alloc<float>(N * W);    // [N][W] fixed C
+    const index_t g0 = d0 / dpg, g1 = (d0 + nc - 1) / dpg;
+    const bool uniform = g0 == g1;  // all lanes in one group: B, C broadcast
+    for (index_t c = 0; c < W; ++c)
+      for (index_t n = 0; n < N; ++n) {
+        const bool on = c < nc;
+        Av[n * W + c] = on ? to_float(a.A(d0 + c, n)) : 0.0f;
+        xs[n * W + c] = (on && a.initial_state && sg.init >= 0) ? a.initial_state(sg.init, d0 + c, n) : 0.0f;
+        bf[n * W + c] = (on && a.B_fixed) ? to_float(a.B_fixed(d0 + c, n)) : 0.0f;
+        cf[n * W + c] = (on && a.C_fixed) ? to_float(a.C_fixed(d0 + c, n)) : 0.0f;
+      }
+    alignas(64) float biasv[W], Dv[W];
+    for (index_t c = 0; c < W; ++c) {
+      biasv[c] = (c < nc && a.delta_bias) ? to_float(a.delta_bias(d0 + c)) : 0.0f;
+      Dv[c] = (c < nc && a.D) ? to_float(a.D(d0 + c)) : 0.0f;
+    }
+    const Bt bias = Bt::load_aligned(biasv), Dvec = Bt::load_aligned(Dv);
+
+    for (index_t t0 = sg.t0; t0 < sg.t1; t0 += TS) {
+      const index_t nt = std::min(TS, sg.t1 - t0);
+      gather_rows<A>(a.u, b, d0, nc, t0, nt, ub, 0.0f);
+      gather_rows<A>(a.delta, b, d0, nc, t0, nt, dtb, 0.0f);
+      for (index_t t = 0; t < nt; ++t) {
+        Bt dt = Bt::load_aligned(dtb + t * W) + bias;
+        if (o.delta_softplus) dt = vsoftplus<A>(dt);
+        dt.store_aligned(dtb + t * W);
+      }
+      // B and C tiles
+      auto fill_bc = [&](const_view<T, bgnl> M, float* buf) {
+        if (uniform) {
+          for (index_t n = 0; n < N; ++n) {
+            const T* row = M.ptr(b, g0, n, t0);
+            const index_t sl = M.template stride<axis::L>();
+            for (index_t t = 0; t < nt; ++t) buf[t * N + n] = to_float(row[t * sl]);
+          }
+        } else {
+          for (index_t t = 0; t < nt; ++t)
+            for (index_t n = 0; n < N; ++n)
+              for (index_t c = 0; c < W; ++c)
+                buf[(t * N + n) * W + c] = c < nc ? to_float(M(b, (d0 + c) / dpg, n, t0 + t)) : 0.0f;
+        }
+      };
+      if (a.B) fill_bc(a.B, bb);
+      if (a.C) fill_bc(a.C, cb);
+      const bool bu = a.B && uniform, cu = a.C && uniform;
+      const float* bp = a.B ? bb : bf;
+      const float* cp = a.C ? cb : cf;
+      const index_t bts = a.B ? N * W : 0, cts = a.C ? N * W : 0;
+      if (bu && cu) scan_tile_loop<A, true, true>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
+      else if (bu) scan_tile_loop<A, true, false>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
+      else if (cu) scan_tile_loop<A, false, true>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
+      else scan_tile_loop<A, false, false>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
+      // epilogue: D skip and z gate
+      if (a.D || a.z) {
+        if (a.z) gather_rows<A>(a.z, b, d0, nc, t0, nt, zb, 0.0f);
+        for (index_t t = 0; t < nt; ++t) {
+          Bt y = Bt::load_aligned(yb + t * W);
+          if (a.D) y = xsimd::fma(Dvec, Bt::load_aligned(ub + t * W), y);
+          if (a.z) y = y * vsilu<A>(Bt::load_aligned(zb + t * W));
+          y.store_aligned(yb + t * W);
+        }
+      }
+      scatter_rows<A>(a.out, b, d0, nc, t0, nt, yb);
+    }
+    if (a.last_state && sg.fin >= 0)
+      for (index_t c = 0; c < nc; ++c)
+        for (index_t n = 0; n < N; ++n) a.last_state(sg.fin, d0 + c, n) = xs[n * W + c];
+  });
+}
+
+}  // namespace seqmix::detail::ssm

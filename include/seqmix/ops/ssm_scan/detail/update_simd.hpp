@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/ssm_scan/detail/update_simd.hpp: selective_state_update fast path (one decode step), SIMD
+// over the state size N; state rows updated in place.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../../core/backend.hpp"
+#include "../../../runtime/parallel_for.hpp"
+#include "../../../runtime/workspace.hpp"
+#include "args.hpp"
+#include "ssd_simd.hpp"
+#include "vmath.hpp"
+
+namespace seqmix::detail::ssm {
+
+template <class Arch, class T>
+void selective_state_update_impl(const selective_state_update_args<T>& a, const selective_state_update_options& o,
+                                 simd<Arch>) {
+  using A = Arch;
+  using Bt = fbatch<A>;
+  constexpr index_t W = static_cast<index_t>(Bt::size);
+  const index_t Bn = a.x.template extent<axis::B>(), H = a.x.template extent<axis::H>();
+  const index_t P = a.x.template extent<axis::P>(), G = a.B.template extent<axis::G>();
+  const index_t N = a.B.template extent<axis::N>(), Np = round_up_to(N, W), HG = H / G;
+  const int workers = std::max(1, o.run.workers());
+  workspace& ws = o.run.scratch();
+  ws.reserve(workers, 4 * arena_bytes<float>(Np));
+  const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
+  const index_t sAn = a.A.template stride<axis::N>(), ssn = a.state.template stride<axis::N>();
+  parallel_for(o.run.executor, grid{Bn, H}, [&](index_t b, index_t h, int worker) {
+    const index_t slot = a.state_batch_indices ? a.state_batch_indices(b) : b;
+    if (slot < 0) {
+      for (index_t p = 0; p < P; ++p) a.out(b, h, p) = from_float<T>(0.0f);
+      return;
+    }
+    const index_t g = h / HG;
+    arena ar(ws.get(worker), ws.bytes_per_worker());
+    float* Bf = ar.alloc<float>(Np);
+    float* Cf = ar.alloc<float>(Np);
+    float* Af = ar.alloc<float>(Np);
+    float* Sr = ar.alloc<float>(Np);
+    std::fill(Bf + N, Bf + Np, 0.0f);
+    std::fill(Cf + N, Cf + Np, 0.0f);
+    std::fill(Af + N, Af + Np, 0.0f);
+    std::fill(Sr + N, Sr + Np, 0.0f);
+    read_row(a.B.ptr(b, g, 0), a.B.template stride<axis::N>(), N, Bf);
+    read_row(a.C.ptr(b, g, 0), a.C.template stride<axis::N>(), N, Cf);
+    for (index_t p = 0; p < P; ++p) {
+      float dt = to_float(a.dt(b, h, p)) + (a.dt_bias ? to_float(a.dt_bias(h, p)) : 0.0f);
+      if (o.dt_softplus) dt = softplus_scalar(dt);
+      dt = std::isnan(dt) ? dt : std::min(std::max(dt, lo), hi);
+      const float xf = to_float(a.x(b, h, p));
+      const Bt xv(dt * xf), dtv(dt);
+      const bool shared_a = sAn == 0 || N == 1;
+      const Bt dA0(std::exp(dt * to_float(a.A(h, p, 0))));
+      if (!shared_a) read_row(a.A.ptr(h, p, 0), sAn, N, Af);
+      float* srow = a.state.ptr(slot, h, p, 0);
+      float* s = srow;
+      if (ssn != 1) {
+        for (index_t n = 0; n < N; ++n) Sr[n] = srow[n * ssn];
+        s = Sr;
+      }
+      Bt y0(0.0f), y1(0.0f);
+      index_t n = 0;
+      for (; n + W <= N; n += W) {
+        const Bt dA = shared_a ? dA0 : vexp<A>(dtv * Bt::load_aligned(Af + n));
+        const Bt sv = xsimd::fma(Bt::load_unaligned(s + n), dA, xv * Bt::load_aligned(Bf + n));
+        sv.store_unaligned(s + n);
+        ((n / W) % 2 == 0 ? y0 : y1) = xsimd::fma(sv, Bt::load_aligned(Cf + n), (n / W) % 2 == 0 ? y0 : y1);
+      }
+      if (n < N) {
+        const index_t m = N - n;
+        const Bt dA = shared_a ? dA0 : vexp<A>(dtv * Bt::load_aligned(Af + n));
+        const Bt sv = xsimd::fma(load_n<A>(s + n, m), dA, xv * Bt::load_aligned(Bf + n));
+        store_n<A>(s + n, sv, m);
+        y0 = xsimd::fma(sv, Bt::load_aligned(Cf + n), y0);  // Cf is zero beyond N
+      }
+      if (ssn != 1)
+        for (index_t k = 0; k < N; ++k) srow[k * ssn] = Sr[k];
+      float y = xsimd::hadd(y0 + y1);
+      if (a.D) y += to_float(a.D(h, p)) * xf;
+      if (a.z) y *= silu_scalar(to_float(a.z(b, h, p)));
+      a.out(b, h, p) = from_float<T>(y);
+    }
+  });
+}
+
+}  // namespace seqmix::detail::ssm
