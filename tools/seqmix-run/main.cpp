@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <new>
 #include <string>
 #include <vector>
@@ -51,6 +52,40 @@ int parse_positive(const std::string& flag, const char* text) {
   return static_cast<int>(v);
 }
 
+/// JSON has no NaN or infinity, but Python's json.dump writes NaN, Infinity and -Infinity. Outside strings
+/// those tokens become the string "\u0001nonfinite:<token>", so the option getters can name the option.
+std::string mark_nonfinite(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (in_string) {
+      out += ch;
+      if (ch == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (ch == '"') in_string = false;
+      continue;
+    }
+    if (ch == '"') {
+      in_string = true;
+      out += ch;
+      continue;
+    }
+    bool replaced = false;
+    for (const char* tok : {"-Infinity", "Infinity", "NaN"}) {
+      const std::string t = tok;
+      if (text.compare(i, t.size(), t) == 0) {
+        out += "\"\\u0001nonfinite:" + t + "\"";  // JSON escape of seqmix::parity::nonfinite_marker
+        i += t.size() - 1;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += ch;
+  }
+  return out;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
@@ -84,11 +119,12 @@ int run(int argc, char** argv) {
   if (threads > 0) seqmix::set_num_threads(threads);
 
   // Case file.
-  std::ifstream in(case_path);
+  std::ifstream in(case_path, std::ios::binary);
   if (!in) die("seqmix-run", case_path + ": cannot open case file");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   nlohmann::json c;
   try {
-    c = nlohmann::json::parse(in);
+    c = nlohmann::json::parse(mark_nonfinite(text));
   } catch (const nlohmann::json::exception& e) {
     die("seqmix-run", case_path + ": invalid JSON: " + e.what());
   }

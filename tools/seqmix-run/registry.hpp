@@ -82,6 +82,9 @@ enum class compute_dtype { float32, float64, bfloat16, float16 };
 template <class T>
 using state_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
+/// Prefix of the string that main puts in place of the non-JSON tokens NaN, Infinity and -Infinity.
+inline constexpr std::string_view nonfinite_marker = "\x01nonfinite:";
+
 /// Error in a case (bad input, option, output); main prefixes "seqmix-run <op>: ".
 class case_error : public std::runtime_error {
  public:
@@ -207,6 +210,11 @@ class case_context {
     used_options_.insert(name);
     if (!options_.contains(name)) throw case_error("option " + name + " is required but missing");
     const nlohmann::json& j = options_[name];
+    if constexpr (!std::is_floating_point_v<U>) {
+      if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
+        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) + ", expected a finite value");
+      }
+    }
     if constexpr (std::is_same_v<U, bool>) {
       if (!j.is_boolean()) throw case_error("option " + name + " = " + j.dump() + ", expected true or false");
       return j.get<bool>();
@@ -214,6 +222,9 @@ class case_context {
       if (!j.is_string()) throw case_error("option " + name + " = " + j.dump() + ", expected a string");
       return j.get<std::string>();
     } else if constexpr (std::is_floating_point_v<U>) {
+      if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
+        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) + ", expected a finite number");
+      }
       if (!j.is_number()) throw case_error("option " + name + " = " + j.dump() + ", expected a number");
       const double d = j.get<double>();
       if (!std::isfinite(d)) throw case_error("option " + name + " = " + j.dump() + ", expected a finite number");
