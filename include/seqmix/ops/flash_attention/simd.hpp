@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/ops/flash_attention/simd.hpp: the fast path: FlashAttention-2 style prefill (K/V packed once per
+// call, Q tiles x KV tiles, online softmax, masked tiles skipped) and flash-decoding over contiguous or
+// paged caches (split-KV across threads, exact log-sum-exp merge). See docs/03-flash-attention.md.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "../../runtime/parallel_for.hpp"
+#include "../../runtime/workspace.hpp"
+#include "detail/kernels.hpp"
+#include "flash_attention.hpp"
+
+namespace seqmix::detail::fa {
+
+/// A growable 64-byte aligned float buffer owned by the calling thread (packed K/V, split partials):
+/// allocated once per size, reused by later calls.
+inline float* call_buffer(int slot, std::size_t floats) {
+  struct del {
+    void operator()(float* p) const noexcept { ::operator delete(p, std::align_val_t{64}); }
+  };
+  thread_local std::unique_ptr<float, del> buf[2];
+  thread_local std::size_t cap[2] = {0, 0};
+  if (floats > cap[slot]) {
+    buf[slot].reset(static_cast<float*>(::operator new(floats * sizeof(float), std::align_val_t{64})));
+    cap[slot] = floats;
+  }
+  return buf[slot].get();
+}
+
+/// One sequence of a (possibly varlen) batch: queries [q0, q0 + tq) and keys [k0, k0 + tk) of batch row b.
+struct segment {
+  index_t b = 0, q0 = 0, tq = 0, k0 = 0, tk = 0;
+  index_t tile0 = 0;  ///< index of its first packed K/V tile among all segments
+};
+
+template <class T>
+inline void store_out(T* p, index_t stride, index_t c, float x) noexcept {
+  if constexpr (std::is_same_v<T, double>) p[c * stride] = static_cast<double>(x);
+  else p[c * stride] = from_float<T>(x);
+}
+
+template <class A, class T>
+void attention_impl(const attention_args<T>& a, const attention_options& o, simd<A>) {
+  const index_t B = a.q.template extent<axis::B>(), Hq = a.q.template extent<axis::H>();
+  const index_t D = a.q.template extent<axis::D>(), Dv = a.v.template extent<axis::V>();
+  const index_t Hkv = a.k.template extent<axis::H>(), G = Hq / Hkv;
+  const index_t Dp = pad8(D), Dvp = pad8(Dv);
+  const float scale = static_cast<float>(resolve_scale(o.scale, D));
+  const bool varlen = static_cast<bool>(a.cu_seqlens_q);
+
+  std::vector<segment> segs;
+  const index_t nseg = varlen ? a.cu_seqlens_q.template extent<axis::I>() - 1 : B;
+  segs.reserve(static_cast<std::size_t>(nseg));
+  index_t ntiles = 0;
+  for (index_t n = 0; n < nseg; ++n) {
+    segment s;
+    if (varlen) {
+      s.q0 = a.cu_seqlens_q(n);
+      s.tq = a.cu_seqlens_q(n + 1) - s.q0;
+      s.k0 = a.cu_seqlens_k(n);
+      s.tk = a.cu_seqlens_k(n + 1) - s.k0;
+    } else {
+      s.b = n;
+      s.tq = a.q.template extent<axis::T>();
+      s.tk = a.k.template extent<axis::T>();
+    }
+    s.tile0 = ntiles;
+    ntiles += (s.tk + block_k - 1) / block_k;
+    segs.push_back(s);
+  }
+
+  const int workers = std::max(1, o.run.workers());
+  workspace& ws = o.run.scratch();
+  const std::size_t per_worker = arena_bytes<float>(block_q * Dp) + arena_bytes<float>(block_q * block_k) +
+                                 arena_bytes<float>(block_q * Dvp) + 4 * arena_bytes<float>(block_q) +
+                                 arena_bytes<index_t>(block_q) + arena_bytes<float>(8 * Dp);
+  ws.reserve(workers, per_worker);
+
+  // Phase 1: pack K (transposed tiles [Dp][block_k]) and V ([block_k][Dvp]) once, as float.
+  const std::size_t kt_sz = static_cast<std::size_t>(Dp * block_k), v_sz = static_cast<std::size_t>(block_k * Dvp);
+  const std::size_t n_all = static_cast<std::size_t>(ntiles * Hkv);
+  float* kpack = call_buffer(0, n_all * (kt_sz + v_sz) + n_all);
+  float* vpack = kpack + n_all * kt_sz;
+  float* vfin = vpack + n_all * v_sz;  // 1 = tile's V all finite
+  const index_t kds = a.k.template stride<axis::D>(), vds = a.v.template stride<axis::V>();
+  parallel_for(o.run.executor, ntiles * Hkv, [&](index_t i, int w) {
+    const index_t h = i / ntiles, gt = i % ntiles;
+    const auto it = std::upper_bound(segs.begin(), segs.end(), gt,
+                                     [](index_t x, const segment& s) { return x < s.tile0; }) - 1;
+    const segment& sg = *it;
+    const index_t j0 = (gt - sg.tile0) * block_k, nk = std::min(block_k, sg.tk - j0);
+    arena ar(ws.get(w), ws.bytes_per_worker());
+    float* tmp = ar.alloc<float>(8 * Dp);
+    const std::size_t idx = static_cast<std::size_t>(i);
+    pack_kt<T>([&](index_t j) { return a.k.ptr(sg.b, sg.k0 + j0 + j, h, 0); }, nk, D, kds, Dp, kpack + idx * kt_sz, tmp);
+    vfin[idx] = pack_v<T>([&](index_t j) { return a.v.ptr(sg.b, sg.k0 + j0 + j, h, 0); }, nk, Dv, vds, Dvp,
+                          vpack + idx * v_sz)
+                    ? 1.0f
+                    : 0.0f;
+  });
+
+  // Phase 2: (segment, q tile) tasks, heaviest first, times Hq heads.
+  struct qtask {
+    index_t seg, qt, cost;
+  };
+  std::vector<qtask> tasks;
+  for (index_t n = 0; n < nseg; ++n) {
+    const segment& sg = segs[static_cast<std::size_t>(n)];
+    const causal_window_mask mask{sg.tq, sg.tk, o.causal, o.window_left, o.window_right};
+    for (index_t qt = 0; qt * block_q < sg.tq; ++qt) {
+      const index_t i0 = qt * block_q, i1 = std::min(sg.tq, i0 + block_q);
+      index_t cost = 1;
+      for (index_t j0 = 0; j0 < sg.tk; j0 += block_k)
+        cost += mask.tile(i0, i1, j0, std::min(sg.tk, j0 + block_k)) != tile_kind::skip;
+      tasks.push_back({n, qt, cost});
+    }
+  }
+  std::stable_sort(tasks.begin(), tasks.end(), [](const qtask& x, const qtask& y) { return x.cost > y.cost; });
+
+  const index_t qds = a.q.template stride<axis::D>(), ods = a.o.template stride<axis::V>();
+  const score_params sp0{static_cast<float>(o.softcap), 0};
+  parallel_for(o.run.executor, static_cast<index_t>(tasks.size()) * Hq, [&](index_t ti, int w) {
+    const qtask& tk = tasks[static_cast<std::size_t>(ti / Hq)];
+    const index_t h = ti % Hq, hk = h / G;
+    const segment& sg = segs[static_cast<std::size_t>(tk.seg)];
+    const causal_window_mask mask{sg.tq, sg.tk, o.causal, o.window_left, o.window_right};
+    score_params sp = sp0;
+    sp.diag_off = sg.tk - sg.tq;
+    const index_t i0 = tk.qt * block_q, M = std::min(block_q, sg.tq - i0);
+
+    arena ar(ws.get(w), ws.bytes_per_worker());
+    float* qs = ar.alloc<float>(block_q * Dp);
+    float* s = ar.alloc<float>(block_q * block_k);
+    float* acc = ar.alloc<float>(block_q * Dvp);
+    float* m = ar.alloc<float>(block_q);
+    float* l = ar.alloc<float>(block_q);
+    float* alpha = ar.alloc<float>(block_q);
+    float* slope = ar.alloc<float>(block_q);
+    index_t* qpos = ar.alloc<index_t>(block_q);
+
+    const float sl = a.alibi_slopes ? a.alibi_slopes(h) : 0.0f;
+    for (index_t r = 0; r < M; ++r) {
+      (void)convert_row<T>(a.q.ptr(sg.b, sg.q0 + i0 + r, h, 0), D, qds, scale, qs + r * Dp, Dp);
+      qpos[r] = i0 + r;
+      slope[r] = sl;
+      m[r] = neg_inf;
+      l[r] = 0.0f;
+    }
+    std::fill(acc, acc + M * Dvp, 0.0f);
+
+    const key_range first = mask.row_range(i0), last = mask.row_range(i0 + M - 1);
+    const index_t t_lo = first.lo / block_k, t_hi = (last.hi + block_k - 1) / block_k;
+    for (index_t t = t_lo; t < t_hi; ++t) {
+      const index_t j0 = t * block_k, nk = std::min(block_k, sg.tk - j0);
+      const tile_kind kind = mask.tile(i0, i0 + M, j0, j0 + nk);
+      if (kind == tile_kind::skip) continue;
+      const std::size_t idx = static_cast<std::size_t>(hk * ntiles + sg.tile0 + t);
+      tile_step<A>(qs, M, Dp, qpos, a.alibi_slopes ? slope : nullptr, kpack + idx * kt_sz, vpack + idx * v_sz,
+                   vfin[idx] != 0.0f, j0, nk, kind, mask, sp, Dvp, s, m, l, alpha, acc);
+    }
+    const float sink = a.sinks ? a.sinks(h) : 0.0f;
+    for (index_t r = 0; r < M; ++r) {
+      T* op = a.o.ptr(sg.b, sg.q0 + i0 + r, h, 0);
+      const float lse = finish_row(acc + r * Dvp, Dv, m[r], l[r], a.sinks ? &sink : nullptr,
+                                   [&](index_t c, float x) { store_out(op, ods, c, x); });
+      if (a.lse) a.lse(sg.b, h, sg.q0 + i0 + r) = lse;
+    }
+  });
+}
+
+/// Chooses the number of KV splits per (row, kv head): enough tasks to keep every worker busy, at least
+/// 4 tiles (256 keys) per split.
+inline index_t auto_splits(index_t chunks, index_t rows_heads, int workers) noexcept {
+  if (chunks <= 4) return 1;
+  const index_t want = (2 * workers + rows_heads - 1) / rows_heads;
+  return std::clamp<index_t>(want, 1, std::max<index_t>(1, chunks / 4));
+}
+
+template <class A, class T, class Cache>
+void attention_decode_impl(const attention_decode_args<T, Cache>& a, const attention_decode_options& o, simd<A>) {
+  using C = typename Cache::storage_type;
+  const auto& kc = a.cache;
+  const index_t B = a.q.template extent<axis::B>(), Tq = a.q.template extent<axis::T>();
+  const index_t Hq = a.q.template extent<axis::H>(), D = a.q.template extent<axis::D>();
+  const index_t Dv = kc.v.template extent<axis::V>(), Hkv = kc.k.template extent<axis::H>(), G = Hq / Hkv;
+  const index_t Dp = pad8(D), Dvp = pad8(Dv), M = G * Tq;
+  const float scale = static_cast<float>(resolve_scale(o.scale, D));
+  const int workers = std::max(1, o.run.workers());
+
+  struct dtask {
+    index_t b, hk, c0, c1;  // chunks [c0, c1) of block_k keys
+  };
+  std::vector<dtask> tasks;
+  std::vector<index_t> first_task(static_cast<std::size_t>(B * Hkv + 1));
+  for (index_t b = 0; b < B; ++b) {
+    const index_t L = kc.seqlens(b), chunks = (L + block_k - 1) / block_k;
+    index_t ns = o.num_splits > 0 ? std::clamp<index_t>(o.num_splits, 1, std::max<index_t>(1, chunks))
+                                  : auto_splits(chunks, B * Hkv, workers);
+    for (index_t hk = 0; hk < Hkv; ++hk) {
+      first_task[static_cast<std::size_t>(b * Hkv + hk)] = static_cast<index_t>(tasks.size());
+      for (index_t sidx = 0; sidx < ns; ++sidx) tasks.push_back({b, hk, chunks * sidx / ns, chunks * (sidx + 1) / ns});
+    }
+  }
+  first_task[static_cast<std::size_t>(B * Hkv)] = static_cast<index_t>(tasks.size());
+  const index_t ntasks = static_cast<index_t>(tasks.size());
+
+  // partials per task: m [M], l [M], acc [M][Dvp]
+  const std::size_t part = static_cast<std::size_t>(M * (2 + Dvp));
+  float* parts = call_buffer(1, static_cast<std::size_t>(ntasks) * part);
+
+  workspace& ws = o.run.scratch();
+  const std::size_t per_worker = arena_bytes<float>(M * Dp) + arena_bytes<float>(M * block_k) +
+                                 arena_bytes<float>(Dp * block_k) + arena_bytes<float>(block_k * Dvp) +
+                                 arena_bytes<float>(8 * Dp) + 2 * arena_bytes<float>(M) + arena_bytes<index_t>(M);
+  ws.reserve(workers, per_worker);
+
+  const index_t qds = a.q.template stride<axis::D>();
+  const index_t kds = kc.k.template stride<axis::D>(), vds = kc.v.template stride<axis::V>();
+  parallel_for(o.run.executor, ntasks, [&](index_t ti, int w) {
+    const dtask& tk = tasks[static_cast<std::size_t>(ti)];
+    const index_t b = tk.b, hk = tk.hk, L = kc.seqlens(b);
+    arena ar(ws.get(w), ws.bytes_per_worker());
+    float* qs = ar.alloc<float>(M * Dp);
+    float* s = ar.alloc<float>(M * block_k);
+    float* kt = ar.alloc<float>(Dp * block_k);
+    float* vs = ar.alloc<float>(block_k * Dvp);
+    float* tmp = ar.alloc<float>(8 * Dp);
+    float* alpha = ar.alloc<float>(M);
+    float* slope = ar.alloc<float>(M);
+    index_t* qpos = ar.alloc<index_t>(M);
+    float* m = parts + static_cast<std::size_t>(ti) * part;
+    float* l = m + M;
+    float* acc = l + M;
+    for (index_t g = 0; g < G; ++g) {
+      const index_t h = hk * G + g;
+      for (index_t t = 0; t < Tq; ++t) {
+        const index_t r = g * Tq + t;
+        (void)convert_row<T>(a.q.ptr(b, t, h, 0), D, qds, scale, qs + r * Dp, Dp);
+        qpos[r] = t;
+        slope[r] = a.alibi_slopes ? a.alibi_slopes(h) : 0.0f;
+        m[r] = neg_inf;
+        l[r] = 0.0f;
+      }
+    }
+    std::fill(acc, acc + M * Dvp, 0.0f);
+    const causal_window_mask mask{Tq, L, true, o.window_left, -1};
+    const score_params sp{static_cast<float>(o.softcap), L - Tq};
+    auto kptr = [&](index_t j) {
+      if constexpr (Cache::paged) {
+        const index_t page = kc.k.template extent<axis::T>();
+        return kc.k.ptr(kc.block_table(b, j / page), j % page, hk, 0);
+      } else {
+        return kc.k.ptr(b, j, hk, 0);
+      }
+    };
+    auto vptr = [&](index_t j) {
+      if constexpr (Cache::paged) {
+        const index_t page = kc.v.template extent<axis::T>();
+        return kc.v.ptr(kc.block_table(b, j / page), j % page, hk, 0);
+      } else {
+        return kc.v.ptr(b, j, hk, 0);
+      }
+    };
+    for (index_t c = tk.c0; c < tk.c1; ++c) {
+      const index_t j0 = c * block_k, nk = std::min(block_k, L - j0);
+      const tile_kind kind = mask.tile(0, Tq, j0, j0 + nk);
+      if (kind == tile_kind::skip) continue;
+      pack_kt<C>([&](index_t j) { return kptr(j0 + j); }, nk, D, kds, Dp, kt, tmp);
+      const bool fin = pack_v<C>([&](index_t j) { return vptr(j0 + j); }, nk, Dv, vds, Dvp, vs);
+      tile_step<A>(qs, M, Dp, qpos, a.alibi_slopes ? slope : nullptr, kt, vs, fin, j0, nk, kind, mask, sp, Dvp, s, m,
+                   l, alpha, acc);
+    }
+  });
+
+  // Exact merge of the splits: m* = max m_s, l = sum l_s e^{m_s - m*}, acc = sum acc_s e^{m_s - m*};
+  // equivalently lse = log sum_s exp(lse_s), o = sum_s exp(lse_s - lse) o_s.
+  const index_t ods = a.o.template stride<axis::V>();
+  parallel_for(o.run.executor, B * Hkv, [&](index_t bh, int w) {
+    const index_t b = bh / Hkv, hk = bh % Hkv;
+    const index_t s0 = first_task[static_cast<std::size_t>(bh)], s1 = first_task[static_cast<std::size_t>(bh + 1)];
+    arena ar(ws.get(w), ws.bytes_per_worker());
+    float* acc = ar.alloc<float>(Dvp);
+    for (index_t g = 0; g < G; ++g) {
+      const index_t h = hk * G + g;
+      for (index_t t = 0; t < Tq; ++t) {
+        const index_t r = g * Tq + t;
+        float mm = neg_inf;
+        bool nan = false;
+        for (index_t si = s0; si < s1; ++si) {
+          const float ms = parts[static_cast<std::size_t>(si) * part + static_cast<std::size_t>(r)];
+          if (std::isnan(ms)) nan = true;
+          else mm = std::max(mm, ms);
+        }
+        if (nan) mm = std::numeric_limits<float>::quiet_NaN();
+        float l = 0.0f;
+        std::fill(acc, acc + Dv, 0.0f);
+        if (mm != neg_inf) {
+          for (index_t si = s0; si < s1; ++si) {
+            const float* pm = parts + static_cast<std::size_t>(si) * part;
+            const float ms = pm[r];
+            if (ms == neg_inf) continue;
+            const float f = std::exp(ms - mm);
+            l += pm[M + r] * f;
+            const float* pa = pm + 2 * M + r * Dvp;
+            for (index_t c = 0; c < Dv; ++c) acc[c] += pa[c] * f;
+          }
+        }
+        const float sink = a.sinks ? a.sinks(h) : 0.0f;
+        T* op = a.o.ptr(b, t, h, 0);
+        const float lse = finish_row(acc, Dv, mm, l, a.sinks ? &sink : nullptr,
+                                     [&](index_t c, float x) { store_out(op, ods, c, x); });
+        if (a.lse) a.lse(b, h, t) = lse;
+      }
+    }
+  });
+}
+
+}  // namespace seqmix::detail::fa
