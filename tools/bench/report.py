@@ -166,7 +166,15 @@ def load_run(folder: pathlib.Path) -> Run:
         data = load_json_tolerant(f)
         run.context = run.context or data.get("context", {})
         run.programs.append(prog)
-        for b, reps, cv in medians(data.get("benchmarks", [])):
+        bench = data.get("benchmarks", [])
+        if prog == "calibration":  # ceilings: the best of the measurements (load only ever lowers them)
+            best: dict[str, dict] = {}
+            for b in bench:
+                rn = b.get("run_name", b["name"])
+                if rn not in best or b["real_time"] * _unit_ms(b) < best[rn]["real_time"] * _unit_ms(best[rn]):
+                    best[rn] = b
+            bench = list(best.values())
+        for b, reps, cv in medians(bench):
             if b.get("error_occurred"):
                 continue
             name = b.get("run_name", b["name"])
