@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: Apache-2.0
+// tests/ops/linear_attention/test_rwkv7.cpp: rwkv7 chunk (generalized WY) and recurrent forms against the
+// float64 reference; chunk sizes, state carry, varlen, decode, strides, dtypes, strong decays.
+#include <seqmix/ops/linear_attention/detail/rwkv7.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "support/support.hpp"
+
+namespace {
+
+using namespace seqmix;
+using seqmix::testing::rng;
+using seqmix::testing::tensor;
+
+struct rw_case {
+  index_t B = 1, T = 17, H = 2, K = 16, V = 24;
+  bool h0 = true;
+  double wmin = -0.6065;  // per-step log decay in [wmin, wmin * 1e-2)
+};
+
+template <class T>
+struct rw_inputs {
+  rw_case cs;
+  tensor<T, bthk> r, w, k, a, b;
+  tensor<T, bthv> v;
+  tensor<float, nhkv> h0;
+
+  rw_inputs() = default;
+  rw_inputs(const rw_case& c, std::uint64_t seed) : cs(c) {
+    rng g(seed);
+    const extents<bthk> ek{c.B, c.T, c.H, c.K};
+    r = tensor<T, bthk>(ek);
+    w = tensor<T, bthk>(ek);
+    k = tensor<T, bthk>(ek);
+    a = tensor<T, bthk>(ek);
+    b = tensor<T, bthk>(ek);
+    v = tensor<T, bthv>({c.B, c.T, c.H, c.V});
+    r.uniform(g);
+    w.uniform(g, c.wmin, c.wmin * 1e-2);
+    k.uniform(g);
+    v.uniform(g);
+    // layer context (SPEC §3.1.9): a = -kk, b = kk * alpha, kk unit-norm
+    std::vector<double> kk(static_cast<std::size_t>(c.K));
+    for (index_t bi = 0; bi < c.B; ++bi)
+      for (index_t t = 0; t < c.T; ++t)
+        for (index_t h = 0; h < c.H; ++h) {
+          double n = 0;
+          for (auto& x : kk) {
+            x = g.normal();
+            n += x * x;
+          }
+          n = std::sqrt(n);
+          for (index_t x = 0; x < c.K; ++x) {
+            const double u = kk[static_cast<std::size_t>(x)] / n;
+            a.view()(bi, t, h, x) = tensor<T, bthk>::from_double(-u);
+            b.view()(bi, t, h, x) = tensor<T, bthk>::from_double(u * g.uniform(0.1, 1.0));
+          }
+        }
+    if (c.h0) {
+      h0 = tensor<float, nhkv>({c.B, c.H, c.K, c.V});
+      h0.uniform(g);
+    }
+  }
+  template <class U>
+  rw_inputs<U> convert() const {
+    rw_inputs<U> x;
+    x.cs = cs;
+    x.r = r.template convert<U>();
+    x.w = w.template convert<U>();
+    x.k = k.template convert<U>();
+    x.a = a.template convert<U>();
+    x.b = b.template convert<U>();
+    x.v = v.template convert<U>();
+    x.h0 = h0.template convert<float>();
+    return x;
+  }
+  rwkv7_args<T> args(tensor_view<T, bthv> o, state_view ht) const {
+    rwkv7_args<T> x{.r = r.cview(), .w = w.cview(), .k = k.cview(), .v = v.cview(), .a = a.cview(), .b = b.cview(), .o = o};
+    if (cs.h0) x.initial_state = h0.cview();
+    x.final_state = ht;
+    return x;
+  }
+  static rwkv7_args<T> slice(rwkv7_args<T> x, index_t t0, index_t t1) {
+    x.r = x.r.template slice<axis::T>(t0, t1);  // [B,t1-t0,H,K]
+    x.w = x.w.template slice<axis::T>(t0, t1);
+    x.k = x.k.template slice<axis::T>(t0, t1);
+    x.a = x.a.template slice<axis::T>(t0, t1);
+    x.b = x.b.template slice<axis::T>(t0, t1);
+    x.v = x.v.template slice<axis::T>(t0, t1);  // [B,t1-t0,H,V]
+    return x;
+  }
+};
+
+struct rw_result {
+  tensor<double, bthv> o;
+  tensor<float, nhkv> ht;
+};
+
+template <class T>
+rw_result rw_reference(const rw_inputs<T>& in) {
+  const auto d = in.template convert<double>();
+  const auto& c = in.cs;
+  rw_result r{tensor<double, bthv>({c.B, c.T, c.H, c.V}), tensor<float, nhkv>({c.B, c.H, c.K, c.V})};
+  r.o.poison();
+  r.ht.poison();
+  rwkv7(d.args(r.o.view(), r.ht.view()), {.scale = 0.9f}, reference{});
+  return r;
+}
+
+template <class T>
+void rw_check(const rw_inputs<T>& in, const rw_result& ref, linear_mode m, index_t chunk) {
+  const auto& c = in.cs;
+  tensor<T, bthv> o({c.B, c.T, c.H, c.V});
+  tensor<float, nhkv> ht({c.B, c.H, c.K, c.V});
+  o.poison();
+  ht.poison();
+  rwkv7(in.args(o.view(), ht.view()), {.scale = 0.9f, .mode = m, .chunk_size = chunk});
+  const double tol = testing::tolerance<T>(c.T);
+  SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), tol);
+  SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), tol);
+}
+
+}  // namespace
+
+TEST_CASE("rwkv7: chunk and recurrent agree with the float64 reference", "[rwkv7]") {
+  std::uint64_t seed = 10;
+  for (index_t T : {1, 2, 15, 16, 17, 63, 64, 65, 300}) {
+    rw_case c{.B = 2, .T = T, .H = 2, .K = 16, .V = 24, .h0 = (T % 2) == 0};
+    rw_inputs<float> in(c, ++seed);
+    const auto ref = rw_reference(in);
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent, linear_mode::auto_}) {
+      INFO("T " << T << " mode " << int(m));
+      rw_check(in, ref, m, 0);
+    }
+  }
+}
+
+TEST_CASE("rwkv7: every chunk size; K != V; head 64", "[rwkv7]") {
+  std::uint64_t seed = 20;
+  for (index_t chunk : {16, 32, 64}) {
+    for (auto kv : {std::pair<index_t, index_t>{24, 40}, std::pair<index_t, index_t>{64, 64}}) {
+      rw_case c{.B = 1, .T = 150, .H = 2, .K = kv.first, .V = kv.second};
+      rw_inputs<float> in(c, ++seed);
+      const auto ref = rw_reference(in);
+      INFO("chunk " << chunk << " K " << kv.first);
+      rw_check(in, ref, linear_mode::chunk, chunk);
+    }
+  }
+}
+
+TEST_CASE("rwkv7: strong decays and zero decays stay finite and exact", "[rwkv7][stability]") {
+  std::uint64_t seed = 30;
+  for (double wmin : {-30.0, -3.0}) {
+    rw_case c{.B = 1, .T = 100, .H = 2, .K = 16, .V = 16, .wmin = wmin};
+    rw_inputs<float> in(c, ++seed);
+    const auto ref = rw_reference(in);
+    for (index_t chunk : {16, 64}) rw_check(in, ref, linear_mode::chunk, chunk);
+  }
+  rw_case c{.B = 1, .T = 70, .H = 1, .K = 16, .V = 16};
+  rw_inputs<float> in(c, 39);
+  in.w.for_each([](float& x) { x = 0.0f; });
+  const auto ref = rw_reference(in);
+  rw_check(in, ref, linear_mode::chunk, 32);
+}
+
+TEST_CASE("rwkv7: bf16 and f16 inputs", "[rwkv7][dtype]") {
+  rw_case c{.B = 1, .T = 100, .H = 2, .K = 32, .V = 32};
+  rw_inputs<float> base(c, 40);
+  {
+    const auto in = base.convert<bf16>();
+    const auto ref = rw_reference(in);
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) rw_check(in, ref, m, 0);
+  }
+  {
+    const auto in = base.convert<f16>();
+    const auto ref = rw_reference(in);
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) rw_check(in, ref, m, 0);
+  }
+}
+
+TEST_CASE("rwkv7: strided [B,H,T,D] inputs, two halves with state, varlen, decode", "[rwkv7][state]") {
+  rw_case c{.B = 2, .T = 90, .H = 2, .K = 16, .V = 24};
+  rw_inputs<float> in(c, 50);
+  const auto ref = rw_reference(in);
+  {  // strided: r and v stored head-first
+    using bhtk = layout<axis::B, axis::H, axis::T, axis::K>;
+    using bhtv = layout<axis::B, axis::H, axis::T, axis::V>;
+    auto rs = tensor<float, bthk>::permuted<bhtk>({c.B, c.T, c.H, c.K});
+    auto vs = tensor<float, bthv>::permuted<bhtv>({c.B, c.T, c.H, c.V});
+    for (index_t b = 0; b < c.B; ++b)
+      for (index_t t = 0; t < c.T; ++t)
+        for (index_t h = 0; h < c.H; ++h) {
+          for (index_t x = 0; x < c.K; ++x) rs.view()(b, t, h, x) = in.r.cview()(b, t, h, x);
+          for (index_t x = 0; x < c.V; ++x) vs.view()(b, t, h, x) = in.v.cview()(b, t, h, x);
+        }
+    auto o = tensor<float, bthv>::padded({c.B, c.T, c.H, c.V}, 1);
+    auto ht = tensor<float, nhkv>::padded({c.B, c.H, c.K, c.V}, 1);
+    auto a = in.args(o.view(), ht.view());
+    a.r = rs.cview();
+    a.v = vs.cview();
+    rwkv7(a, {.scale = 0.9f, .mode = linear_mode::chunk});
+    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+  }
+  {  // two halves
+    tensor<float, bthv> o({c.B, c.T, c.H, c.V});
+    tensor<float, nhkv> mid({c.B, c.H, c.K, c.V}), ht({c.B, c.H, c.K, c.V});
+    o.poison();
+    const index_t split = 41;
+    auto a1 = rw_inputs<float>::slice(in.args(o.view().slice<axis::T>(0, split), mid.view()), 0, split);  // [B,41,H,V]
+    rwkv7(a1, {.scale = 0.9f, .mode = linear_mode::chunk});
+    auto a2 = rw_inputs<float>::slice(in.args(o.view().slice<axis::T>(split, c.T), ht.view()), split, c.T);
+    a2.initial_state = mid.cview();
+    rwkv7(a2, {.scale = 0.9f, .mode = linear_mode::chunk, .chunk_size = 32});
+    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+  }
+  {  // decode after a chunked prefill, through state slots
+    const index_t P = 80;
+    tensor<float, bthv> o({c.B, c.T, c.H, c.V});
+    tensor<float, nhkv> slots({c.B + 1, c.H, c.K, c.V});
+    o.poison();
+    slots.poison();
+    std::vector<std::int64_t> idx{2, 0};
+    auto a = rw_inputs<float>::slice(in.args(o.view().slice<axis::T>(0, P), {}), 0, P);  // [B,P,H,V]
+    tensor<float, nhkv> pre({c.B, c.H, c.K, c.V});
+    a.final_state = pre.view();
+    rwkv7(a, {.scale = 0.9f, .mode = linear_mode::chunk});
+    for (index_t b = 0; b < c.B; ++b)
+      for (index_t h = 0; h < c.H; ++h)
+        for (index_t x = 0; x < c.K; ++x)
+          for (index_t y = 0; y < c.V; ++y) slots.view()(idx[static_cast<std::size_t>(b)], h, x, y) = pre.view()(b, h, x, y);
+    const state_indices_view iv(idx.data(), {c.B});
+    for (index_t t = P; t < c.T; ++t) {
+      rwkv7_decode_args<float> d{.r = in.r.cview().slice<axis::T>(t, t + 1),  // [B,1,H,K]
+                                 .w = in.w.cview().slice<axis::T>(t, t + 1),
+                                 .k = in.k.cview().slice<axis::T>(t, t + 1),
+                                 .v = in.v.cview().slice<axis::T>(t, t + 1),
+                                 .a = in.a.cview().slice<axis::T>(t, t + 1),
+                                 .b = in.b.cview().slice<axis::T>(t, t + 1),
+                                 .o = o.view().slice<axis::T>(t, t + 1),
+                                 .state = slots.view(),
+                                 .state_indices = iv};
+      rwkv7_decode(d, {.scale = 0.9f});
+    }
+    tensor<float, nhkv> ht({c.B, c.H, c.K, c.V});
+    for (index_t b = 0; b < c.B; ++b)
+      for (index_t h = 0; h < c.H; ++h)
+        for (index_t x = 0; x < c.K; ++x)
+          for (index_t y = 0; y < c.V; ++y) ht.view()(b, h, x, y) = slots.view()(idx[static_cast<std::size_t>(b)], h, x, y);
+    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+  }
+}
+
+TEST_CASE("rwkv7: varlen == separate calls; errors name the tensor", "[rwkv7][varlen]") {
+  const std::vector<index_t> lens{3, 200, 1, 50};
+  index_t total = 0;
+  for (auto l : lens) total += l;
+  const index_t N = static_cast<index_t>(lens.size());
+  rw_case c{.B = 1, .T = total, .H = 2, .K = 16, .V = 16, .h0 = false};
+  rw_inputs<float> in(c, 60);
+  tensor<float, nhkv> h0({N, c.H, c.K, c.V});
+  rng g(61);
+  h0.uniform(g);
+  std::vector<std::int64_t> cu{0};
+  for (auto l : lens) cu.push_back(cu.back() + l);
+  const auto d = in.convert<double>();
+  tensor<double, bthv> o_sep({1, total, c.H, c.V});
+  tensor<float, nhkv> ht_sep({N, c.H, c.K, c.V});
+  for (index_t n = 0; n < N; ++n) {
+    const index_t t0 = cu[static_cast<std::size_t>(n)], t1 = cu[static_cast<std::size_t>(n) + 1];
+    auto a = rw_inputs<double>::slice(d.args(o_sep.view().slice<axis::T>(t0, t1), ht_sep.view().slice<axis::N>(n, n + 1)), t0, t1);
+    a.initial_state = h0.cview().slice<axis::N>(n, n + 1);  // [1,H,K,V]
+    rwkv7(a, {.scale = 0.9f}, reference{});
+  }
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent, linear_mode::auto_}) {
+    tensor<float, bthv> o({1, total, c.H, c.V});
+    tensor<float, nhkv> ht({N, c.H, c.K, c.V});
+    o.poison();
+    auto a = in.args(o.view(), ht.view());
+    a.cu_seqlens = cu_seqlens_view(cu.data(), {N + 1});
+    a.initial_state = h0.cview();
+    rwkv7(a, {.scale = 0.9f, .mode = m});
+    SEQMIX_REQUIRE_CLOSE(o.cview(), o_sep.cview(), testing::tolerance<float>(200));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ht_sep.cview(), testing::tolerance<float>(200));
+  }
+  tensor<float, bthk> bad({1, total, c.H, c.K + 1});
+  bad.uniform(g);
+  auto a = in.args({}, {});
+  tensor<float, bthv> o({1, total, c.H, c.V});
+  a.o = o.view();
+  a.b = bad.cview();
+  auto call = [&] { rwkv7(a); };
+  REQUIRE_THROWS_AS(call(), seqmix::shape_error);
+  try {
+    call();
+  } catch (const seqmix::shape_error& e) {
+    REQUIRE(std::string(e.what()).find("seqmix::rwkv7: b.extent(K) = 17, expected 16") != std::string::npos);
+  }
+}
