@@ -16,7 +16,7 @@ namespace seqmix::linear_detail {
 enum class tri { none, lower_a, lower_c };
 
 template <class Arch, int MR, int NV, bool Acc>
-SEQMIX_ALWAYS_INLINE void gemm_micro(index_t Kd, const float* SEQMIX_RESTRICT A, index_t lda,
+SEQMIX_ALWAYS_INLINE void gemm_micro(index_t Kd, index_t Kfull, const float* SEQMIX_RESTRICT A, index_t lda,
                                      const float* SEQMIX_RESTRICT B, index_t ldb, float* SEQMIX_RESTRICT C,
                                      index_t ldc) noexcept {
   using F = xsimd::batch<float, Arch>;
@@ -24,10 +24,21 @@ SEQMIX_ALWAYS_INLINE void gemm_micro(index_t Kd, const float* SEQMIX_RESTRICT A,
   F acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = F(0.0f);
-  for (index_t k = 0; k < Kd; ++k) {
+  for (index_t k = 0; k < Kfull; ++k) {
     F b[NV];
     for (int v = 0; v < NV; ++v) b[v] = F::load_aligned(B + k * ldb + v * W);
     for (int r = 0; r < MR; ++r) {
+      const F a(A[r * lda + k]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(a, b[v], acc[r][v]);
+    }
+  }
+  // Triangular tail (tri::lower_a): row r reads k <= Kfull + r only, so rows of B past the diagonal
+  // (possibly NaN) never meet the zeros above it.
+  for (index_t k = Kfull; k < Kd; ++k) {
+    F b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = F::load_aligned(B + k * ldb + v * W);
+    for (int r = 0; r < MR; ++r) {
+      if (k > Kfull + r) continue;
       const F a(A[r * lda + k]);
       for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(a, b[v], acc[r][v]);
     }
@@ -45,12 +56,12 @@ SEQMIX_ALWAYS_INLINE void gemm_micro(index_t Kd, const float* SEQMIX_RESTRICT A,
 }
 
 template <class Arch, int MR, bool Acc>
-SEQMIX_ALWAYS_INLINE void gemm_rows(index_t N, index_t Kd, const float* A, index_t lda, const float* B,
+SEQMIX_ALWAYS_INLINE void gemm_rows(index_t N, index_t Kd, index_t Kfull, const float* A, index_t lda, const float* B,
                                     index_t ldb, float* C, index_t ldc) noexcept {
   constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
   index_t j = 0;
-  for (; j + 2 * W <= N; j += 2 * W) gemm_micro<Arch, MR, 2, Acc>(Kd, A, lda, B + j, ldb, C + j, ldc);
-  for (; j < N; j += W) gemm_micro<Arch, MR, 1, Acc>(Kd, A, lda, B + j, ldb, C + j, ldc);
+  for (; j + 2 * W <= N; j += 2 * W) gemm_micro<Arch, MR, 2, Acc>(Kd, Kfull, A, lda, B + j, ldb, C + j, ldc);
+  for (; j < N; j += W) gemm_micro<Arch, MR, 1, Acc>(Kd, Kfull, A, lda, B + j, ldb, C + j, ldc);
 }
 
 /// C[M x N] (= or +=) A[M x Kd] B[Kd x N], all row-major float with 64-byte aligned rows (leading
@@ -62,18 +73,21 @@ void gemm(index_t M, index_t N, index_t Kd, const float* A, index_t lda, const f
   constexpr int MR = 6;
   for (index_t i = 0; i < M; i += MR) {
     const int mr = static_cast<int>(std::min<index_t>(MR, M - i));
-    index_t kd = Kd, n = N;
-    if constexpr (Tri == tri::lower_a) kd = std::min<index_t>(Kd, i + mr);
+    index_t kd = Kd, kfull = Kd, n = N;
+    if constexpr (Tri == tri::lower_a) {
+      kd = std::min<index_t>(Kd, i + mr);
+      kfull = std::min<index_t>(Kd, i);
+    }
     if constexpr (Tri == tri::lower_c) n = std::min<index_t>(N, (i + mr + W - 1) / W * W);
     const float* a = A + i * lda;
     float* c = C + i * ldc;
     switch (mr) {
-      case 6: gemm_rows<Arch, 6, Acc>(n, kd, a, lda, B, ldb, c, ldc); break;
-      case 5: gemm_rows<Arch, 5, Acc>(n, kd, a, lda, B, ldb, c, ldc); break;
-      case 4: gemm_rows<Arch, 4, Acc>(n, kd, a, lda, B, ldb, c, ldc); break;
-      case 3: gemm_rows<Arch, 3, Acc>(n, kd, a, lda, B, ldb, c, ldc); break;
-      case 2: gemm_rows<Arch, 2, Acc>(n, kd, a, lda, B, ldb, c, ldc); break;
-      default: gemm_rows<Arch, 1, Acc>(n, kd, a, lda, B, ldb, c, ldc); break;
+      case 6: gemm_rows<Arch, 6, Acc>(n, kd, kfull, a, lda, B, ldb, c, ldc); break;
+      case 5: gemm_rows<Arch, 5, Acc>(n, kd, kfull, a, lda, B, ldb, c, ldc); break;
+      case 4: gemm_rows<Arch, 4, Acc>(n, kd, kfull, a, lda, B, ldb, c, ldc); break;
+      case 3: gemm_rows<Arch, 3, Acc>(n, kd, kfull, a, lda, B, ldb, c, ldc); break;
+      case 2: gemm_rows<Arch, 2, Acc>(n, kd, kfull, a, lda, B, ldb, c, ldc); break;
+      default: gemm_rows<Arch, 1, Acc>(n, kd, kfull, a, lda, B, ldb, c, ldc); break;
     }
   }
 }
