@@ -504,3 +504,8 @@ void hgrn_decode(const hgrn_args<T>& a, tensor_view<float, nd> state, state_indi
 #undef SEQMIX_LINEAR_CHUNKS
 
 }  // namespace seqmix
+
+// Delta-rule ops (delta_rule, gated_delta_rule, rwkv7): see detail/ and docs/04b-delta-rules.md.
+#include "detail/delta_rule.hpp"
+#include "detail/gated_delta_rule.hpp"
+#include "detail/rwkv7.hpp"

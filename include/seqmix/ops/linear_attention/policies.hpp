@@ -24,3 +24,6 @@ inline constexpr index_t allowed_chunks[] = {16, 32, 64, 128};
 inline constexpr index_t auto_chunk_min_length = 32;
 
 }  // namespace seqmix::linear_policy
+
+// Delta-rule gate and beta transforms (in-kernel softplus gate, sigmoid beta).
+#include "detail/gated_delta_rule_problem.hpp"

@@ -109,3 +109,7 @@ void hgrn_impl(const hgrn_problem<T>& p, linear_mode, index_t, const run_context
 }
 
 }  // namespace seqmix::linear_detail
+
+// Delta-rule float64 references (delta_rule, gated_delta_rule, rwkv7).
+#include "detail/gated_delta_rule_reference.hpp"
+#include "detail/rwkv7_reference.hpp"

@@ -68,3 +68,7 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
 }
 
 }  // namespace seqmix::linear_detail
+
+// Delta-rule float32 kernels (delta_rule, gated_delta_rule, rwkv7).
+#include "detail/gated_delta_rule_kernels.hpp"
+#include "detail/rwkv7_kernels.hpp"
