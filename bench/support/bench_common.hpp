@@ -70,8 +70,20 @@ inline std::vector<std::int64_t> t_sweep(std::int64_t lo = 256, std::int64_t hi 
   return ts;
 }
 
-/// Thread counts to sweep: 1 and all hardware threads (just 1 on a one-core machine).
+/// Thread counts to sweep: $SEQMIX_BENCH_THREADS ("1,2,4,8,16") when set, else 1 and all hardware
+/// threads (just 1 on a one-core machine).
 inline std::vector<std::int64_t> thread_sweep() {
+  if (const char* s = std::getenv("SEQMIX_BENCH_THREADS")) {
+    std::vector<std::int64_t> ts;
+    for (const char* p = s; *p;) {
+      char* end = nullptr;
+      const long long v = std::strtoll(p, &end, 10);
+      if (end == p) break;
+      if (v > 0) ts.push_back(v);
+      p = (*end == ',') ? end + 1 : end;
+    }
+    if (!ts.empty()) return ts;
+  }
   const std::int64_t all = seqmix::detail::hardware_threads();
   if (all <= 1) return {1};
   return {1, all};
