@@ -110,21 +110,21 @@ inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t n
   }
 }
 
-/// The time loop of one tile. bu/cu: B/C are one scalar per (t, n) (broadcast to all lanes, buffer
-/// [n_t][N]); otherwise one batch per (t, n) at bp + t*bts + n*W (bts = 0: time-invariant).
+/// The time loop of one tile. BU/CU: B/C are one scalar per (t, n) at bp[t*bts + n*bns], broadcast to
+/// all lanes; otherwise one batch per (t, n) at bp + t*bts + n*W (bts = 0: time-invariant).
 template <class A, bool BU, bool CU>
 inline void scan_tile_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT dtb, const float* SEQMIX_RESTRICT ub,
                            const float* SEQMIX_RESTRICT Av, const float* SEQMIX_RESTRICT bp, index_t bts,
-                           const float* SEQMIX_RESTRICT cp, index_t cts, float* SEQMIX_RESTRICT xs,
-                           float* SEQMIX_RESTRICT yb) noexcept {
+                           index_t bns, const float* SEQMIX_RESTRICT cp, index_t cts, index_t cns,
+                           float* SEQMIX_RESTRICT xs, float* SEQMIX_RESTRICT yb) noexcept {
   using Bt = fbatch<A>;
   constexpr index_t W = static_cast<index_t>(Bt::size);
   auto bval = [&](index_t t, index_t n) {
-    if constexpr (BU) return Bt(bp[t * N + n]);
+    if constexpr (BU) return Bt(bp[t * bts + n * bns]);
     else return Bt::load_aligned(bp + t * bts + n * W);
   };
   auto cval = [&](index_t t, index_t n) {
-    if constexpr (CU) return Bt(cp[t * N + n]);
+    if constexpr (CU) return Bt(cp[t * cts + n * cns]);
     else return Bt::load_aligned(cp + t * cts + n * W);
   };
   for (index_t t = 0; t < nt; ++t) {
@@ -133,10 +133,10 @@ inline void scan_tile_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT d
     Bt y0(0.0f), y1(0.0f), y2(0.0f), y3(0.0f);
     index_t n = 0;
     for (; n + 4 <= N; n += 4) {
-      const Bt e0 = vexp<A>(dt * Bt::load_aligned(Av + (n + 0) * W));
-      const Bt e1 = vexp<A>(dt * Bt::load_aligned(Av + (n + 1) * W));
-      const Bt e2 = vexp<A>(dt * Bt::load_aligned(Av + (n + 2) * W));
-      const Bt e3 = vexp<A>(dt * Bt::load_aligned(Av + (n + 3) * W));
+      const Bt e0 = vexp2<A>(dt * Bt::load_aligned(Av + (n + 0) * W));
+      const Bt e1 = vexp2<A>(dt * Bt::load_aligned(Av + (n + 1) * W));
+      const Bt e2 = vexp2<A>(dt * Bt::load_aligned(Av + (n + 2) * W));
+      const Bt e3 = vexp2<A>(dt * Bt::load_aligned(Av + (n + 3) * W));
       const Bt x0 = xsimd::fma(Bt::load_aligned(xs + (n + 0) * W), e0, du * bval(t, n + 0));
       const Bt x1 = xsimd::fma(Bt::load_aligned(xs + (n + 1) * W), e1, du * bval(t, n + 1));
       const Bt x2 = xsimd::fma(Bt::load_aligned(xs + (n + 2) * W), e2, du * bval(t, n + 2));
@@ -151,7 +151,7 @@ inline void scan_tile_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT d
       y3 = xsimd::fma(x3, cval(t, n + 3), y3);
     }
     for (; n < N; ++n) {
-      const Bt e = vexp<A>(dt * Bt::load_aligned(Av + n * W));
+      const Bt e = vexp2<A>(dt * Bt::load_aligned(Av + n * W));
       const Bt x = xsimd::fma(Bt::load_aligned(xs + n * W), e, du * bval(t, n));
       x.store_aligned(xs + n * W);
       y0 = xsimd::fma(x, cval(t, n), y0);
@@ -189,7 +189,7 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
     float* yb = ar.alloc<float>(TS * W);   // [TS][W]
     float* bb = ar.alloc<float>(TS * N * W);  // [TS][N] or [TS][N][W]
     float* cb = ar.alloc<float>(TS * N * W);
-    float* Av = ar.alloc<float>(N * W);    // [N][W]
+    float* Av = ar.alloc<float>(N * W);    // [N][W] A * log2(e)
     float* xs = ar.alloc<float>(N * W);    // [N][W] state
     float* bf = ar.alloc<float>(N * W);    // [N][W] fixed B
     float* cf = ar.alloc<float>(N * W);    // [N][W] fixed C
@@ -198,7 +198,7 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
     for (index_t c = 0; c < W; ++c)
       for (index_t n = 0; n < N; ++n) {
         const bool on = c < nc;
-        Av[n * W + c] = on ? to_float(a.A(d0 + c, n)) : 0.0f;
+        Av[n * W + c] = on ? to_float(a.A(d0 + c, n)) * log2e_f : 0.0f;  // exp(x) = 2^(x log2 e)
         xs[n * W + c] = (on && a.initial_state && sg.init >= 0) ? a.initial_state(sg.init, d0 + c, n) : 0.0f;
         bf[n * W + c] = (on && a.B_fixed) ? to_float(a.B_fixed(d0 + c, n)) : 0.0f;
         cf[n * W + c] = (on && a.C_fixed) ? to_float(a.C_fixed(d0 + c, n)) : 0.0f;
@@ -219,31 +219,37 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
         if (o.delta_softplus) dt = vsoftplus<A>(dt);
         dt.store_aligned(dtb + t * W);
       }
-      // B and C tiles
-      auto fill_bc = [&](const_view<T, bgnl> M, float* buf) {
-        if (uniform) {
-          for (index_t n = 0; n < N; ++n) {
-            const T* row = M.ptr(b, g0, n, t0);
-            const index_t sl = M.template stride<axis::L>();
-            for (index_t t = 0; t < nt; ++t) buf[t * N + n] = to_float(row[t * sl]);
-          }
-        } else {
-          for (index_t t = 0; t < nt; ++t)
-            for (index_t n = 0; n < N; ++n)
-              for (index_t c = 0; c < W; ++c)
-                buf[(t * N + n) * W + c] = c < nc ? to_float(M(b, (d0 + c) / dpg, n, t0 + t)) : 0.0f;
-        }
+      // B and C: read in place (float, one group), else converted into [nt][N] or [nt][N][W] tiles
+      struct src {
+        const float* p;
+        index_t ts, ns;
+        bool uni;
       };
-      if (a.B) fill_bc(a.B, bb);
-      if (a.C) fill_bc(a.C, cb);
-      const bool bu = a.B && uniform, cu = a.C && uniform;
-      const float* bp = a.B ? bb : bf;
-      const float* cp = a.C ? cb : cf;
-      const index_t bts = a.B ? N * W : 0, cts = a.C ? N * W : 0;
-      if (bu && cu) scan_tile_loop<A, true, true>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
-      else if (bu) scan_tile_loop<A, true, false>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
-      else if (cu) scan_tile_loop<A, false, true>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
-      else scan_tile_loop<A, false, false>(nt, N, dtb, ub, Av, bp, bts, cp, cts, xs, yb);
+      auto prep = [&](const_view<T, bgnl> M, const float* fixed, float* buf) -> src {
+        if (!M) return {fixed, 0, W, false};
+        const index_t sn = M.template stride<axis::N>(), sl = M.template stride<axis::L>();
+        if (uniform) {
+          if constexpr (std::is_same_v<T, float>) {
+            return {M.ptr(b, g0, 0, t0), sl, sn, true};
+          } else {
+            for (index_t n = 0; n < N; ++n) {
+              const T* row = M.ptr(b, g0, n, t0);
+              for (index_t t = 0; t < nt; ++t) buf[t * N + n] = to_float(row[t * sl]);
+            }
+            return {buf, N, 1, true};
+          }
+        }
+        for (index_t t = 0; t < nt; ++t)
+          for (index_t n = 0; n < N; ++n)
+            for (index_t c = 0; c < W; ++c)
+              buf[(t * N + n) * W + c] = c < nc ? to_float(M(b, (d0 + c) / dpg, n, t0 + t)) : 0.0f;
+        return {buf, N * W, W, false};
+      };
+      const src bs = prep(a.B, bf, bb), cs = prep(a.C, cf, cb);
+      if (bs.uni && cs.uni) scan_tile_loop<A, true, true>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
+      else if (bs.uni) scan_tile_loop<A, true, false>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
+      else if (cs.uni) scan_tile_loop<A, false, true>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
+      else scan_tile_loop<A, false, false>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
       // epilogue: D skip and z gate
       if (a.D || a.z) {
         if (a.z) gather_rows<A>(a.z, b, d0, nc, t0, nt, zb, 0.0f);

@@ -40,6 +40,30 @@ SEQMIX_ALWAYS_INLINE fbatch<A> vexp(fbatch<A> x) noexcept {
   return p * xsimd::bitwise_cast<B>(e);
 }
 
+/// 2^x: one rounding, a degree-6 polynomial on [-1/2, 1/2] (rel. error ~2e-7) and an exponent add;
+/// inputs are clamped to [-126, 127] (so 2^-126 stands in for underflow: never a denormal). NaN propagates.
+/// The scans pre-scale their A by log2(e) and call this instead of vexp (fewer operations per element).
+template <class A>
+SEQMIX_ALWAYS_INLINE fbatch<A> vexp2(fbatch<A> x) noexcept {
+  using B = fbatch<A>;
+  using I = xsimd::batch<std::int32_t, A>;
+  x = xsimd::min(B(127.0f), x);
+  x = xsimd::max(B(-126.0f), x);
+  const B n = xsimd::nearbyint(x);
+  const B f = x - n;
+  B p = B(1.5403530393381606e-4f);
+  p = xsimd::fma(p, f, B(1.3333558146428443e-3f));
+  p = xsimd::fma(p, f, B(9.6181291076284772e-3f));
+  p = xsimd::fma(p, f, B(5.5504108664821580e-2f));
+  p = xsimd::fma(p, f, B(2.4022650695910071e-1f));
+  p = xsimd::fma(p, f, B(6.9314718055994531e-1f));
+  p = xsimd::fma(p, f, B(1.0f));
+  const I e = (xsimd::to_int(n) + I(127)) << 23;
+  return p * xsimd::bitwise_cast<B>(e);
+}
+
+inline constexpr float log2e_f = 1.44269504088896341f;
+
 /// log(x) for x >= 1 (the only range softplus needs); Cephes logf polynomial.
 template <class A>
 SEQMIX_ALWAYS_INLINE fbatch<A> vlog_ge1(fbatch<A> x) noexcept {
