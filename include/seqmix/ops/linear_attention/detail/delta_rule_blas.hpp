@@ -79,6 +79,32 @@ inline void sgemm(index_t M, index_t N, index_t kd, const float* a, index_t lda,
   for (; n + W <= N; n += W) sgemm_rows<1, TransA, Acc, Arch>(M, kd, a, lda, b + n, ldb, c + n, ldc);
 }
 
+/// C (+)= A B with A lower triangular (M x M, diagonal included): row block [i0, i0 + m) reads only the
+/// first i0 + m rows of B. N a multiple of the batch width.
+template <bool Acc, class Arch>
+inline void sgemm_tril_a(index_t M, index_t N, const float* a, index_t lda, const float* b, index_t ldb, float* c,
+                         index_t ldc) noexcept {
+  constexpr index_t MB = 12;
+  for (index_t i0 = 0; i0 < M; i0 += MB) {
+    const index_t m = std::min(MB, M - i0);
+    sgemm<false, Acc, Arch>(m, N, i0 + m, a + i0 * lda, lda, b, ldb, c + i0 * ldc, ldc);
+  }
+}
+
+/// C = A B where only the lower triangle of C (column j <= row i) is needed: row block [i0, i0 + m) is
+/// computed up to column i0 + m rounded up to the batch width (never past N).
+template <class Arch>
+inline void sgemm_tril_c(index_t M, index_t N, index_t kd, const float* a, index_t lda, const float* b, index_t ldb,
+                         float* c, index_t ldc) noexcept {
+  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+  constexpr index_t MB = 12;
+  for (index_t i0 = 0; i0 < M; i0 += MB) {
+    const index_t m = std::min(MB, M - i0);
+    const index_t n = std::min(N, (i0 + m + W - 1) / W * W);
+    sgemm<false, false, Arch>(m, n, kd, a + i0 * lda, lda, b, ldb, c + i0 * ldc, ldc);
+  }
+}
+
 /// x[i] = exp(x[i]) for i < n.
 template <class Arch>
 SEQMIX_ALWAYS_INLINE void exp_inplace(float* x, index_t n) noexcept {
@@ -143,6 +169,24 @@ inline void forward_subst(index_t rows, index_t n, const float* L, index_t ldl, 
       acc.store_unaligned(X + i * ldx + c0);
     }
   }
+}
+
+/// Prefetches `rows` rows of `n` contiguous elements (row stride `stride` elements) into the cache, so the
+/// next chunk's inputs (one row per 4 KiB page in [B,T,H,D] layouts) stream in while this chunk computes.
+template <class T>
+SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t rows, index_t n) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  const index_t bytes = n * static_cast<index_t>(sizeof(T));
+  for (index_t r = 0; r < rows; ++r) {
+    const char* row = reinterpret_cast<const char*>(p + r * stride);
+    for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 3);
+  }
+#else
+  (void)p;
+  (void)stride;
+  (void)rows;
+  (void)n;
+#endif
 }
 
 /// dst (cols x rows, row stride ldd) = transpose of src (rows x cols, row stride lds).

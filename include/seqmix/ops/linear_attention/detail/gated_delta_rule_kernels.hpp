@@ -21,13 +21,13 @@ struct gdr_scratch {
   float *P, *L;                        // C x Cp
   float *S;                            // Kp x Vp
   float *graw, *G, *beta, *ex;         // Cp
-  float *t0, *t1, *t2;                 // Kp
+  float *t0, *t1, *t2, *t3, *t4;       // Kp
 
   static std::size_t bytes(index_t C, index_t K, index_t V) noexcept {
     const index_t Cp = pad_up(C), Kp = pad_up(K), Vp = pad_up(V);
     return 6 * arena_bytes<float>(C * Kp) + arena_bytes<float>(Kp * Cp) + 3 * arena_bytes<float>(C * Vp) +
            2 * arena_bytes<float>(C * Cp) + arena_bytes<float>(Kp * Vp) + 4 * arena_bytes<float>(Cp) +
-           3 * arena_bytes<float>(Kp);
+           5 * arena_bytes<float>(Kp);
   }
   gdr_scratch(std::byte* mem, index_t C_, index_t K, index_t V) noexcept
       : C(C_), Cp(pad_up(C_)), Kp(pad_up(K)), Vp(pad_up(V)) {
@@ -52,10 +52,12 @@ struct gdr_scratch {
     t0 = a.alloc<float>(Kp);
     t1 = a.alloc<float>(Kp);
     t2 = a.alloc<float>(Kp);
+    t3 = a.alloc<float>(Kp);
+    t4 = a.alloc<float>(Kp);
     // Everything but the state is zeroed: padding columns must be zero for the GEMMs.
     const std::size_t head = static_cast<std::size_t>(reinterpret_cast<std::byte*>(S) - reinterpret_cast<std::byte*>(q));
     std::memset(static_cast<void*>(q), 0, head);
-    std::memset(static_cast<void*>(graw), 0, 4 * arena_bytes<float>(Cp) + 3 * arena_bytes<float>(Kp));
+    std::memset(static_cast<void*>(graw), 0, 4 * arena_bytes<float>(Cp) + 5 * arena_bytes<float>(Kp));
   }
 };
 
@@ -134,36 +136,81 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
   }
 }
 
+/// Prefetches tokens [t, t + c) of value head j (contiguous feature rows only).
+template <class T>
+void gdr_prefetch(const gdr_problem<T>& p, index_t b, index_t t, index_t c, index_t j) noexcept {
+  const index_t hq = j / p.group();
+  if (p.q.template stride<axis::K>() == 1) prefetch_rows(p.q.ptr(b, t, hq, 0), p.q.template stride<axis::T>(), c, p.K);
+  if (p.k.template stride<axis::K>() == 1) prefetch_rows(p.k.ptr(b, t, hq, 0), p.k.template stride<axis::T>(), c, p.K);
+  if (p.v.template stride<axis::V>() == 1) prefetch_rows(p.v.ptr(b, t, j, 0), p.v.template stride<axis::T>(), c, p.V);
+  if (p.gk && p.gk.template stride<axis::K>() == 1)
+    prefetch_rows(p.gk.ptr(b, t, j, 0), p.gk.template stride<axis::T>(), c, p.K);
+}
+
 /// One column block (NB batches from column c0) of a recurrent step for row i:
-/// pred = S^T (d . k); u = beta (v - pred); S = diag(d) S + k u^T; o = S^T q.
-template <int NB, class Arch>
+/// pred = S^T kd; u = beta (v - pred); S = diag(d) S + ku u^T; o = S^T q. With Lazy the decay is carried in
+/// a per-row scale sigma outside S (S_true = diag(sigma) S): the caller passes kd = sigma' k, ku = k / sigma',
+/// q = sigma' q and the multiply by d disappears (3 instead of 4 vector ops per state element).
+template <int NB, bool Lazy, class Arch>
 SEQMIX_ALWAYS_INLINE void gdr_step_block(index_t K, index_t Vp, float* SEQMIX_RESTRICT S, const float* d,
-                                         const float* kd, const float* k, const float* q, const float* v,
+                                         const float* kd, const float* ku, const float* q, const float* v,
                                          const float* betav, float beta, float* o, index_t c0) noexcept {
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
-  bt acc[NB];
-  for (int x = 0; x < NB; ++x) acc[x] = bt(0.0f);
-  for (index_t a = 0; a < K; ++a) {
-    const bt kk(kd[a]);
-    for (int x = 0; x < NB; ++x) acc[x] = xsimd::fma(bt::load_unaligned(S + a * Vp + c0 + x * W), kk, acc[x]);
+  bt acc[NB], acc2[NB];
+  for (int x = 0; x < NB; ++x) acc[x] = acc2[x] = bt(0.0f);
+  index_t a = 0;
+  for (; a + 1 < K; a += 2) {
+    const bt k0(kd[a]), k1(kd[a + 1]);
+    for (int x = 0; x < NB; ++x) {
+      acc[x] = xsimd::fma(bt::load_unaligned(S + a * Vp + c0 + x * W), k0, acc[x]);
+      acc2[x] = xsimd::fma(bt::load_unaligned(S + (a + 1) * Vp + c0 + x * W), k1, acc2[x]);
+    }
+  }
+  if (a < K) {
+    const bt k0(kd[a]);
+    for (int x = 0; x < NB; ++x) acc[x] = xsimd::fma(bt::load_unaligned(S + a * Vp + c0 + x * W), k0, acc[x]);
   }
   bt u[NB];
   for (int x = 0; x < NB; ++x) {
     const bt be = betav ? bt::load_unaligned(betav + c0 + x * W) : bt(beta);
-    u[x] = be * (bt::load_unaligned(v + c0 + x * W) - acc[x]);
+    u[x] = be * (bt::load_unaligned(v + c0 + x * W) - (acc[x] + acc2[x]));
     acc[x] = bt(0.0f);
   }
-  for (index_t a = 0; a < K; ++a) {
-    const bt da(d[a]), ka(k[a]), qa(q[a]);
-    for (int x = 0; x < NB; ++x) {
-      float* sp = S + a * Vp + c0 + x * W;
-      const bt s = xsimd::fma(ka, u[x], da * bt::load_unaligned(sp));
-      s.store_unaligned(sp);
-      acc[x] = xsimd::fma(qa, s, acc[x]);
+  for (a = 0; a < K; ++a) {
+    const bt ka(ku[a]), qa(q[a]);
+    if constexpr (Lazy) {
+      (void)d;
+      for (int x = 0; x < NB; ++x) {
+        float* sp = S + a * Vp + c0 + x * W;
+        const bt s = xsimd::fma(ka, u[x], bt::load_unaligned(sp));
+        s.store_unaligned(sp);
+        acc[x] = xsimd::fma(qa, s, acc[x]);
+      }
+    } else {
+      const bt da(d[a]);
+      for (int x = 0; x < NB; ++x) {
+        float* sp = S + a * Vp + c0 + x * W;
+        const bt s = xsimd::fma(ka, u[x], da * bt::load_unaligned(sp));
+        s.store_unaligned(sp);
+        acc[x] = xsimd::fma(qa, s, acc[x]);
+      }
     }
   }
   for (int x = 0; x < NB; ++x) acc[x].store_unaligned(o + c0 + x * W);
+}
+
+/// Lazy decays fall back to an explicit multiply before a row scale drops below this (so 1/sigma stays
+/// far from overflow; SPEC §3.1 stability rule).
+inline constexpr float lazy_decay_floor = 1e-12f;
+
+/// S[a] *= sigma[a] for every row; sigma = 1.
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void materialize_decay(float* S, float* sigma, index_t K, index_t Vp) noexcept {
+  for (index_t a = 0; a < K; ++a) {
+    if (sigma[a] != 1.0f) scal<Arch>(Vp, sigma[a], S + a * Vp);
+    sigma[a] = 1.0f;
+  }
 }
 
 /// Token recurrence over the c loaded rows (float32 state in w.S).
@@ -171,10 +218,16 @@ template <class Arch, class T>
 void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept {
   constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
+  const bool gated = p.has_gate();
+  float* sig = w.t2;
+  std::fill(sig, sig + K, 1.0f);
   for (index_t i = 0; i < c; ++i) {
     const float* k = w.k + i * Kp;
+    const float* q = w.q + i * Kp;
     float* d = w.t0;
     float* kd = w.t1;
+    float* ku = w.t3;
+    float* qd = w.t4;
     if (p.gk) {
       std::copy(w.gkr + i * Kp, w.gkr + i * Kp + K, d);
       exp_inplace<Arch>(d, K);
@@ -182,14 +235,42 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noex
       const float e = p.g ? std::exp(w.graw[i]) : 1.0f;
       std::fill(d, d + K, e);
     }
-    for (index_t a = 0; a < K; ++a) kd[a] = d[a] * k[a];
+    bool lazy = gated && c > 1;
+    if (lazy) {
+      float mn = 1.0f, dmn = 1.0f;
+      for (index_t a = 0; a < K; ++a) {
+        mn = std::min(mn, d[a] * sig[a]);
+        dmn = std::min(dmn, d[a]);
+      }
+      if (!(mn >= lazy_decay_floor)) {
+        materialize_decay<Arch>(w.S, sig, K, Vp);
+        lazy = dmn >= lazy_decay_floor;
+      }
+    }
     const float* betav = p.beta ? nullptr : w.betav + i * Vp;
-    index_t c0 = 0;
-    for (; c0 + 4 * W <= Vp; c0 += 4 * W)
-      gdr_step_block<4, Arch>(K, Vp, w.S, d, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
-    for (; c0 < Vp; c0 += W)
-      gdr_step_block<1, Arch>(K, Vp, w.S, d, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+    if (lazy) {
+      for (index_t a = 0; a < K; ++a) {
+        const float s2 = sig[a] * d[a];
+        sig[a] = s2;
+        kd[a] = s2 * k[a];
+        ku[a] = k[a] / s2;
+        qd[a] = s2 * q[a];
+      }
+      index_t c0 = 0;
+      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+        gdr_step_block<4, true, Arch>(K, Vp, w.S, d, kd, ku, qd, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      for (; c0 < Vp; c0 += W)
+        gdr_step_block<1, true, Arch>(K, Vp, w.S, d, kd, ku, qd, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+    } else {
+      for (index_t a = 0; a < K; ++a) kd[a] = d[a] * k[a];
+      index_t c0 = 0;
+      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+        gdr_step_block<4, false, Arch>(K, Vp, w.S, d, kd, k, q, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      for (; c0 < Vp; c0 += W)
+        gdr_step_block<1, false, Arch>(K, Vp, w.S, d, kd, k, q, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+    }
   }
+  if (gated) materialize_decay<Arch>(w.S, sig, K, Vp);
 }
 
 /// Chunk form over the c loaded rows (SPEC §3.1.6, docs/04b-delta-rules.md):
@@ -234,8 +315,8 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
       exp_inplace<Arch>(e, K);
       for (index_t a = 0; a < K; ++a) w.kt[a * Cp + i] = w.k[i * Kp + a] * e[a];
     }
-    sgemm<false, false, Arch>(c, Cp, Kp, qg, Kp, w.kt, Cp, w.P, Cp);
-    sgemm<false, false, Arch>(c, Cp, Kp, kg, Kp, w.kt, Cp, w.L, Cp);
+    sgemm_tril_c<Arch>(c, Cp, Kp, qg, Kp, w.kt, Cp, w.P, Cp);
+    sgemm_tril_c<Arch>(c, Cp, Kp, kg, Kp, w.kt, Cp, w.L, Cp);
     // decay-applied operands for the state terms
     const float* gl = w.gam + (c - 1) * Kp;
     for (index_t i = 0; i < c; ++i) {
@@ -261,8 +342,8 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
     }
   } else {
     transpose(c, K, w.k, Kp, w.kt, Cp);
-    sgemm<false, false, Arch>(c, Cp, Kp, w.q, Kp, w.kt, Cp, w.P, Cp);
-    sgemm<false, false, Arch>(c, Cp, Kp, w.k, Kp, w.kt, Cp, w.L, Cp);
+    sgemm_tril_c<Arch>(c, Cp, Kp, w.q, Kp, w.kt, Cp, w.P, Cp);
+    sgemm_tril_c<Arch>(c, Cp, Kp, w.k, Kp, w.kt, Cp, w.L, Cp);
     if (p.g) {
       float acc = 0;
       for (index_t i = 0; i < c; ++i) w.G[i] = (acc += w.graw[i]);
@@ -322,7 +403,7 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
   forward_subst<Arch>(c, Vp, w.L, Cp, -1.0f, w.v, Vp);
   // O = Qg S0 + P U
   sgemm<false, false, Arch>(c, Vp, Kp, qg, Kp, w.S, Vp, w.o, Vp);
-  sgemm<false, true, Arch>(c, Vp, c, w.P, Cp, w.v, Vp, w.o, Vp);
+  sgemm_tril_a<true, Arch>(c, Vp, w.P, Cp, w.v, Vp, w.o, Vp);
   // S = decay S0 + Kd^T U
   if (dlast) {
     for (index_t a = 0; a < K; ++a) scal<Arch>(Vp, dlast[a], w.S + a * Vp);
@@ -333,24 +414,56 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
   return true;
 }
 
-/// One (sequence, value head) task of the fast path: state from in[n_in, j] (zeros when absent), tokens
-/// [s.t0, s.t1) in chunks of C (chunk form when `chunked`, else the recurrence), state to out[n_out, j].
+/// Scratch bytes of a task over G value heads with chunk C.
+inline std::size_t gdr_group_bytes(index_t C, index_t K, index_t V, index_t G) noexcept {
+  return gdr_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0);
+}
+
+/// One task of the fast path: value heads [j0, j1) of one sequence, states from in[n_in, j] (zeros when
+/// absent) to out[n_out, j]. Chunks are the outer loop and heads the inner one, so the inputs of a chunk
+/// ([B,T,H,D] rows of all heads) are read from a few contiguous pages; the states stay in the cache.
 template <class Arch, class T>
-void gdr_fast_job(const gdr_problem<T>& p, const linear_detail::seq_desc& s, index_t j, const_state_view in,
-                  index_t n_in, state_view out, index_t n_out, bool chunked, index_t C, std::byte* mem) noexcept {
+void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, index_t j0, index_t j1,
+                    const_state_view in, index_t n_in, state_view out, index_t n_out, bool chunked, index_t C,
+                    std::byte* mem) noexcept {
   const index_t len = s.length();
   const index_t Ce = std::max<index_t>(1, std::min(C, len));
   gdr_scratch w(mem, Ce, p.K, p.V);
-  gdr_load_state(in, n_in, j, p.K, p.V, w.S, w.Kp, w.Vp);
+  const index_t G = j1 - j0, KV = w.Kp * w.Vp;
+  float* states = G > 1 ? reinterpret_cast<float*>(mem + gdr_scratch::bytes(Ce, p.K, p.V)) : w.S;
+  for (index_t j = j0; j < j1; ++j) gdr_load_state(in, n_in, j, p.K, p.V, states + (j - j0) * KV, w.Kp, w.Vp);
   const float scale = static_cast<float>(p.scale);
   const index_t so = p.o.template stride<axis::V>();
   for (index_t t = s.t0; t < s.t1; t += Ce) {
     const index_t c = std::min(Ce, s.t1 - t);
-    gdr_load_chunk(p, w, s.b, t, c, j, scale);
-    if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c);
-    for (index_t i = 0; i < c; ++i) linear_detail::store_row(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
+    for (index_t j = j0; j < j1; ++j) {
+      w.S = states + (j - j0) * KV;
+      gdr_load_chunk(p, w, s.b, t, c, j, scale);
+      if (c > 1) {
+        if (j + 1 < j1) {
+          gdr_prefetch(p, s.b, t, c, j + 1);
+        } else if (const index_t cn = std::min(Ce, s.t1 - t - c); cn > 0) {
+          gdr_prefetch(p, s.b, t + c, cn, j0);
+        }
+      }
+      if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c);
+      for (index_t i = 0; i < c; ++i) linear_detail::store_row(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
+    }
   }
-  gdr_store_state(out, n_out, j, p.K, p.V, w.S, w.Vp);
+  for (index_t j = j0; j < j1; ++j) gdr_store_state(out, n_out, j, p.K, p.V, states + (j - j0) * KV, w.Vp);
+}
+
+/// One (sequence, value head) task (decode).
+template <class Arch, class T>
+void gdr_fast_job(const gdr_problem<T>& p, const linear_detail::seq_desc& s, index_t j, const_state_view in,
+                  index_t n_in, state_view out, index_t n_out, bool chunked, index_t C, std::byte* mem) noexcept {
+  gdr_fast_group<Arch>(p, s, j, j + 1, in, n_in, out, n_out, chunked, C, mem);
+}
+
+/// Head groups per sequence: enough tasks for the workers, as few as possible (contiguous reads).
+inline index_t head_groups(index_t N, index_t H, int workers) noexcept {
+  const index_t want = (static_cast<index_t>(workers) + std::max<index_t>(N, 1) - 1) / std::max<index_t>(N, 1);
+  return std::clamp<index_t>(want, 1, std::max<index_t>(H, 1));
 }
 
 }  // namespace seqmix::delta_detail

@@ -27,11 +27,17 @@ void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const
   } else {
     using Arch = typename Backend::arch;
     workspace& ws = run.scratch();
-    ws.reserve(run.workers(), gdr_scratch::bytes(C, p.K, p.V));
-    linear_detail::for_each_seq_head(run, plan, p.HV, [&](const linear_detail::seq_desc& s, index_t j, int worker) {
+    const index_t N = plan.count();
+    const index_t ng = head_groups(N, p.HV, run.workers());
+    const index_t G = (p.HV + ng - 1) / ng;
+    ws.reserve(run.workers(), gdr_group_bytes(C, p.K, p.V, G));
+    parallel_for(run.executor, grid{N, ng}, [&](index_t n, index_t gi, int worker) {
+      const auto s = plan[n];
+      const index_t j0 = gi * G, j1 = std::min(p.HV, j0 + G);
+      if (j0 >= j1) return;
       const bool chunked = p.beta && (mode == linear_mode::chunk ||
                                       (mode == linear_mode::auto_ && s.length() >= gdr_auto_chunk_min));
-      gdr_fast_job<Arch>(p, s, j, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
+      gdr_fast_group<Arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
     });
   }
 }

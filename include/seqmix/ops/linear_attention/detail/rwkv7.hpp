@@ -101,11 +101,17 @@ void rwkv7_run(const rwkv7_problem<T>& p, const linear_detail::seq_plan& plan, c
     });
   } else {
     workspace& ws = run.scratch();
-    ws.reserve(run.workers(), rwkv7_scratch::bytes(C, p.K, p.V));
-    linear_detail::for_each_seq_head(run, plan, p.H, [&](const linear_detail::seq_desc& s, index_t h, int worker) {
+    const index_t N = plan.count();
+    const index_t ng = head_groups(N, p.H, run.workers());
+    const index_t G = (p.H + ng - 1) / ng;
+    ws.reserve(run.workers(), rwkv7_group_bytes(C, p.K, p.V, G));
+    parallel_for(run.executor, grid{N, ng}, [&](index_t n, index_t gi, int worker) {
+      const auto s = plan[n];
+      const index_t j0 = gi * G, j1 = std::min(p.H, j0 + G);
+      if (j0 >= j1) return;
       const bool chunked =
           mode == linear_mode::chunk || (mode == linear_mode::auto_ && s.length() >= rwkv7_auto_chunk_min);
-      rwkv7_fast_job<typename Backend::arch>(p, s, h, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
+      rwkv7_fast_group<typename Backend::arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
     });
   }
 }
