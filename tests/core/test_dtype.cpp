@@ -64,7 +64,7 @@ struct table16 {
     const auto it = std::upper_bound(values.begin(), values.end(), a);
     const auto hi = static_cast<std::size_t>(it - values.begin());  // values[hi - 1] <= a < values[hi]
     const std::size_t lo = hi - 1;
-    const long double dlo = a - values[lo], dhi = values[hi] - a;  // both exact
+    const long double dlo = a - values[lo], dhi = values[hi] - a;               // both exact
     std::size_t k = dlo < dhi ? lo : dhi < dlo ? hi : (lo % 2 == 0 ? lo : hi);  // ties: even significand
     return static_cast<std::uint16_t>(sign | k);
   }
@@ -118,7 +118,8 @@ void check_all(const table16& t, const std::vector<float>& xs) {
 std::vector<float> sweep_inputs(const table16& t) {
   std::vector<float> xs;
   std::size_t inexact_midpoints = 0;
-  for (std::uint64_t b = 0; b < (1ull << 32); b += 977) xs.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(b)));
+  for (std::uint64_t b = 0; b < (1ull << 32); b += 977)
+    xs.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(b)));
   for (std::size_t k = 0; k + 1 < t.values.size(); ++k) {
     const long double mid = (t.values[k] + t.values[k + 1]) / 2;
     const auto m = static_cast<float>(mid);
@@ -136,12 +137,12 @@ std::vector<float> sweep_inputs(const table16& t) {
   const float big = static_cast<float>(t.values.back());
   float x = static_cast<float>(t.values[t.values.size() - 2]);
   for (int i = 0; i < 4096 && x < big; ++i, x = std::nextafter(x, big)) xs.push_back(x);
-  for (float s : {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                  std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
-                  std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(), big, -big,
-                  std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
-                  std::numeric_limits<float>::signaling_NaN(), std::bit_cast<float>(0x7f800001u),
-                  std::bit_cast<float>(0xffbfffffu), std::bit_cast<float>(0x7fc00001u)})
+  for (float s :
+       {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+        std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
+        std::numeric_limits<float>::min(), big, -big, std::numeric_limits<float>::quiet_NaN(),
+        -std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::signaling_NaN(),
+        std::bit_cast<float>(0x7f800001u), std::bit_cast<float>(0xffbfffffu), std::bit_cast<float>(0x7fc00001u)})
     xs.push_back(s);
   REQUIRE(inexact_midpoints == 0);
   return xs;
@@ -172,14 +173,15 @@ TEMPLATE_TEST_CASE("dtype: 16-bit -> float is exact for all 65,536 patterns", "[
                                      : static_cast<long double>(got) == want && std::signbit(got) == std::signbit(want);
     if (!ok && fails++ == 0) first = hex(h);
     const double d = to_double(TestType::from_bits(b));  // to_double agrees with to_float
-    if (!(std::isnan(want) ? std::isnan(d) : d == static_cast<double>(want)) && fails++ == 0) first = "to_double " + hex(h);
+    if (!(std::isnan(want) ? std::isnan(d) : d == static_cast<double>(want)) && fails++ == 0)
+      first = "to_double " + hex(h);
   }
   INFO(first);
   REQUIRE(fails == 0);
 }
 
-TEMPLATE_TEST_CASE("dtype: float -> 16-bit -> float round trip is the identity for all patterns", "[core][dtype]",
-                   bf16, f16) {
+TEMPLATE_TEST_CASE("dtype: float -> 16-bit -> float round trip is the identity for all patterns", "[core][dtype]", bf16,
+                   f16) {
   const unsigned mant = std::is_same_v<TestType, bf16> ? 7 : 10;
   const std::uint16_t quiet = static_cast<std::uint16_t>(1u << (mant - 1));
   const std::uint16_t exp_mask = std::is_same_v<TestType, bf16> ? 0x7f80u : 0x7c00u;
@@ -215,13 +217,13 @@ TEST_CASE("dtype: edge values", "[core][dtype]") {
   REQUIRE(f16(65519.996f).bits == 0x7bffu);  // just below the tie: stays finite
   REQUIRE(f16(65520.0f).bits == 0x7c00u);    // the tie rounds to even: inf
   REQUIRE(f16(-inf).bits == 0xfc00u);
-  REQUIRE(f16(std::ldexp(1.0f, -25)).bits == 0x0000u);                         // tie between 0 and 2^-24: 0
+  REQUIRE(f16(std::ldexp(1.0f, -25)).bits == 0x0000u);                        // tie between 0 and 2^-24: 0
   REQUIRE(f16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)).bits == 0x0001u);  // just above: 2^-24
-  REQUIRE(f16(std::ldexp(3.0f, -25)).bits == 0x0002u);                         // tie 1.5 ulp: even (2)
+  REQUIRE(f16(std::ldexp(3.0f, -25)).bits == 0x0002u);                        // tie 1.5 ulp: even (2)
   REQUIRE(f16(-0.0f).bits == 0x8000u);
   REQUIRE(bf16(std::numeric_limits<float>::max()).bits == 0x7f80u);  // rounds up past the largest bf16
-  REQUIRE(bf16(1.00390625f).bits == 0x3f80u);                       // 1 + 2^-8: tie, to even (1.0)
-  REQUIRE(bf16(1.01171875f).bits == 0x3f82u);                       // 1 + 3 2^-8: tie, to even (1 + 2^-6)
+  REQUIRE(bf16(1.00390625f).bits == 0x3f80u);                        // 1 + 2^-8: tie, to even (1.0)
+  REQUIRE(bf16(1.01171875f).bits == 0x3f82u);                        // 1 + 3 2^-8: tie, to even (1 + 2^-6)
   REQUIRE(bf16(std::numeric_limits<float>::denorm_min()).bits == 0x0000u);
   REQUIRE(std::isnan(static_cast<float>(bf16(std::numeric_limits<float>::quiet_NaN()))));
   REQUIRE(std::isnan(static_cast<float>(f16(std::numeric_limits<float>::signaling_NaN()))));

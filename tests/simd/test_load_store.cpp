@@ -46,8 +46,12 @@ class guarded {
   T* p_ = nullptr;
 };
 
-std::uint32_t bits(float x) { return std::bit_cast<std::uint32_t>(x); }
-bool same(float a, float b) { return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b)); }
+std::uint32_t bits(float x) {
+  return std::bit_cast<std::uint32_t>(x);
+}
+bool same(float a, float b) {
+  return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b));
+}
 
 template <class T>
 bool same_storage(T a, T b) {
@@ -63,12 +67,19 @@ template <class T>
 std::vector<T> random_values(std::size_t n, std::uint64_t seed) {
   testing::rng r(seed);
   std::vector<T> v(n);
-  const float specials[] = {0.0f, -0.0f, 1e-40f, -std::numeric_limits<float>::infinity(), 65504.0f, 1e30f,
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            1e-40f,
+                            -std::numeric_limits<float>::infinity(),
+                            65504.0f,
+                            1e30f,
                             std::numeric_limits<float>::quiet_NaN()};
   for (std::size_t i = 0; i < n; ++i) {
     const double x = (i % 11 == 5) ? static_cast<double>(specials[i % 7]) : r.normal(0.0, 3.0);
-    if constexpr (std::is_same_v<T, double>) v[i] = (i % 13 == 7) ? x * 1e300 : x;  // also beyond float range
-    else v[i] = T(static_cast<float>(x));
+    if constexpr (std::is_same_v<T, double>)
+      v[i] = (i % 13 == 7) ? x * 1e300 : x;  // also beyond float range
+    else
+      v[i] = T(static_cast<float>(x));
   }
   return v;
 }
@@ -85,7 +96,8 @@ void check_load_full(const std::vector<T>& v) {
   std::size_t fails = 0;
   for (std::size_t i = 0; i + w <= v.size(); i += static_cast<std::size_t>(w)) {
     const auto b = vec::load<A>(v.data() + i);
-    for (index_t l = 0; l < w; ++l) fails += !same(b.get(static_cast<std::size_t>(l)), to_float(v[i + static_cast<std::size_t>(l)]));
+    for (index_t l = 0; l < w; ++l)
+      fails += !same(b.get(static_cast<std::size_t>(l)), to_float(v[i + static_cast<std::size_t>(l)]));
   }
   REQUIRE(fails == 0);
 }
@@ -114,11 +126,14 @@ void check_tails() {
     const auto b = vec::load_tail<A>(in.data(), n);  // faults if it reads p[n]
     for (index_t l = 0; l < w; ++l) {
       INFO("n = " << n << ", lane " << l);
-      if (l < n) REQUIRE(same(b.get(static_cast<std::size_t>(l)), to_float(vals[static_cast<std::size_t>(l)])));
-      else REQUIRE(bits(b.get(static_cast<std::size_t>(l))) == 0u);
+      if (l < n)
+        REQUIRE(same(b.get(static_cast<std::size_t>(l)), to_float(vals[static_cast<std::size_t>(l)])));
+      else
+        REQUIRE(bits(b.get(static_cast<std::size_t>(l))) == 0u);
     }
     guarded<T> out(static_cast<std::size_t>(n));
-    const auto src = vec::load<A>(random_values<float>(static_cast<std::size_t>(w), 200 + static_cast<std::uint64_t>(n)).data());
+    const auto src =
+        vec::load<A>(random_values<float>(static_cast<std::size_t>(w), 200 + static_cast<std::uint64_t>(n)).data());
     vec::store_tail(out.data(), src, n);  // faults if it writes p[n]
     for (index_t l = 0; l < n; ++l) {
       INFO("n = " << n << ", lane " << l);
@@ -153,14 +168,17 @@ void check_strided() {
       const auto t = vec::load_strided_tail<A>(tp, stride, n);
       for (index_t l = 0; l < w; ++l) {
         INFO("stride " << stride << ", n " << n << ", lane " << l);
-        if (l < n) REQUIRE(same(t.get(static_cast<std::size_t>(l)), to_float(tp[l * stride])));
-        else REQUIRE(bits(t.get(static_cast<std::size_t>(l))) == 0u);
+        if (l < n)
+          REQUIRE(same(t.get(static_cast<std::size_t>(l)), to_float(tp[l * stride])));
+        else
+          REQUIRE(bits(t.get(static_cast<std::size_t>(l))) == 0u);
       }
       if (stride == 0) continue;
       guarded<T> tout(static_cast<std::size_t>(tspan));
       T* op = stride < 0 ? tout.data() + tspan - 1 : tout.data();
       vec::store_strided(op, stride, b, n);
-      for (index_t l = 0; l < n; ++l) REQUIRE(same_storage(op[l * stride], from_float<T>(b.get(static_cast<std::size_t>(l)))));
+      for (index_t l = 0; l < n; ++l)
+        REQUIRE(same_storage(op[l * stride], from_float<T>(b.get(static_cast<std::size_t>(l)))));
     }
   }
 }
@@ -176,7 +194,8 @@ void for_archs(std::tuple<As...>, const std::vector<T>& v) {
 /// of bf16 and f16 neighbours (the ties).
 std::vector<float> float_sweep() {
   std::vector<float> xs;
-  for (std::uint64_t b = 0; b < (1ull << 32); b += 977) xs.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(b)));
+  for (std::uint64_t b = 0; b < (1ull << 32); b += 977)
+    xs.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(b)));
   for (std::uint32_t h = 0; h < 0x7f80u; ++h) {  // bf16 midpoints: bf16 bits << 16 | 0x8000
     xs.push_back(std::bit_cast<float>((h << 16) | 0x8000u));
     xs.push_back(std::bit_cast<float>((h << 16) | 0x8000u | 0x80000000u));

@@ -43,9 +43,15 @@ struct accuracy {
   double (*ref)(double x);
 };
 
-double ref_sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
-double ref_softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
-double ref_silu(double x) { return std::isinf(x) && x < 0 ? -0.0 : x * ref_sigmoid(x); }  // limit at -inf
+double ref_sigmoid(double x) {
+  return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+double ref_softplus(double x) {
+  return x > 20.0 ? x : std::log1p(std::exp(x));
+}
+double ref_silu(double x) {
+  return std::isinf(x) && x < 0 ? -0.0 : x * ref_sigmoid(x);
+}  // limit at -inf
 
 const accuracy acc_exp{"exp", 2.0e-7, -1e30, [](double, double) { return denorm; },
                        [](double x) { return std::exp(x); }};
@@ -54,8 +60,10 @@ const accuracy acc_sigmoid{"sigmoid", 4.0e-7, -1e30, [](double, double) { return
 const accuracy acc_softplus{"softplus", 4.0e-7, -1e30, [](double, double) { return 2 * denorm; }, ref_softplus};
 // silu: below x = -87 the sigmoid factor is subnormal, so x * sigmoid keeps only an absolute bound.
 const accuracy acc_silu{"silu", 5.0e-7, -87.0,
-                        [](double x, double r) { return std::fabs(x) * 4 * denorm + std::fabs(r) * 6e-8 + denorm; }, ref_silu};
-const accuracy acc_tanh{"tanh", 3.0e-7, -1e30, [](double, double) { return 0.0; }, [](double x) { return std::tanh(x); }};
+                        [](double x, double r) { return std::fabs(x) * 4 * denorm + std::fabs(r) * 6e-8 + denorm; },
+                        ref_silu};
+const accuracy acc_tanh{"tanh", 3.0e-7, -1e30, [](double, double) { return 0.0; },
+                        [](double x) { return std::tanh(x); }};
 
 /// Float bit patterns from lo to hi (same sign, |lo| < |hi| or both positive) stepping `step` patterns:
 /// covers every binade evenly, from subnormals to the top of the range.
@@ -65,7 +73,8 @@ void add_bits(std::vector<float>& xs, float lo, float hi, std::uint32_t step) {
 }
 /// n points of a uniform grid on [lo, hi].
 void add_grid(std::vector<float>& xs, double lo, double hi, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) xs.push_back(static_cast<float>(lo + (hi - lo) * (static_cast<double>(i) + 0.5) / static_cast<double>(n)));
+  for (std::size_t i = 0; i < n; ++i)
+    xs.push_back(static_cast<float>(lo + (hi - lo) * (static_cast<double>(i) + 0.5) / static_cast<double>(n)));
 }
 /// Both signs of every float bit pattern with magnitude <= hi (step `step`), plus a grid on [lo, hi].
 std::vector<float> sweep(double lo, double hi, std::uint32_t step, std::size_t grid) {
@@ -78,12 +87,50 @@ std::vector<float> sweep(double lo, double hi, std::uint32_t step, std::size_t g
 
 /// Edge values every function is checked at.
 std::vector<float> edges() {
-  return {0.0f, -0.0f, std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min(),
-          1e-40f, -1e-40f, std::numeric_limits<float>::min(), -std::numeric_limits<float>::min(), 1e-30f, -1e-30f,
-          1e-7f, -1e-7f, 0.5f, -0.5f, 0.625f, -0.625f, 1.0f, -1.0f, 19.999998f, 20.0f, 20.000002f, -20.0f,
-          88.7228f, 88.72284f, 88.7229f, 89.0f, 100.0f, -87.33654f, -87.3366f, -100.0f, -103.9720f, -103.9721f,
-          -103.9722f, -104.0f, -150.0f, -1000.0f, 1000.0f, std::numeric_limits<float>::max(),
-          -std::numeric_limits<float>::max(), finf, -finf, fnan, -fnan, std::bit_cast<float>(0x7f800001u)};
+  return {0.0f,
+          -0.0f,
+          std::numeric_limits<float>::denorm_min(),
+          -std::numeric_limits<float>::denorm_min(),
+          1e-40f,
+          -1e-40f,
+          std::numeric_limits<float>::min(),
+          -std::numeric_limits<float>::min(),
+          1e-30f,
+          -1e-30f,
+          1e-7f,
+          -1e-7f,
+          0.5f,
+          -0.5f,
+          0.625f,
+          -0.625f,
+          1.0f,
+          -1.0f,
+          19.999998f,
+          20.0f,
+          20.000002f,
+          -20.0f,
+          88.7228f,
+          88.72284f,
+          88.7229f,
+          89.0f,
+          100.0f,
+          -87.33654f,
+          -87.3366f,
+          -100.0f,
+          -103.9720f,
+          -103.9721f,
+          -103.9722f,
+          -104.0f,
+          -150.0f,
+          -1000.0f,
+          1000.0f,
+          std::numeric_limits<float>::max(),
+          -std::numeric_limits<float>::max(),
+          finf,
+          -finf,
+          fnan,
+          -fnan,
+          std::bit_cast<float>(0x7f800001u)};
 }
 
 std::string fmt(double v) {
@@ -132,9 +179,8 @@ void check_accuracy(const accuracy& acc, const std::vector<float>& xs, BF bf, SF
     if (!ok && fails++ == 0) first = std::string(acc.name) + "(" + fmt(x) + ") = " + fmt(y) + ", reference " + fmt(r);
   }
   if (std::getenv("SEQMIX_PRINT_ACCURACY"))
-    std::printf("%-9s width %d: %zu points, max rel err %.3g (at %.9g), subnormal/abs err <= %.2f of bound\n",
-                acc.name, static_cast<int>(vec::width<A>), xs.size(), max_rel, static_cast<double>(worst),
-                max_abs_ratio);
+    std::printf("%-9s width %d: %zu points, max rel err %.3g (at %.9g), subnormal/abs err <= %.2f of bound\n", acc.name,
+                static_cast<int>(vec::width<A>), xs.size(), max_rel, static_cast<double>(worst), max_abs_ratio);
   INFO(first);
   REQUIRE(scalar_fails == 0);
   REQUIRE(fails == 0);
@@ -146,7 +192,8 @@ TEMPLATE_LIST_TEST_CASE("vec::exp: relative error <= 2e-7, overflow, underflow, 
   using A = TestType;
   auto xs = sweep(-104.5, 89.5, 1021, 1 << 21);
   for (float e : edges()) xs.push_back(e);
-  check_accuracy<A>(acc_exp, xs, [](auto b) { return vec::exp(b); }, [](float x) { return vec::exp<A>(x); });
+  check_accuracy<A>(
+      acc_exp, xs, [](auto b) { return vec::exp(b); }, [](float x) { return vec::exp<A>(x); });
   // thresholds, as correctly rounded exp gives them
   REQUIRE(vec::exp<A>(88.72283f) < finf);
   REQUIRE(vec::exp<A>(88.72284f) == finf);
@@ -171,7 +218,8 @@ TEMPLATE_LIST_TEST_CASE("vec::log: relative error <= 2e-7 over normal and subnor
   add_bits(xs, 0.999f, 1.001f, 1);  // every float near 1, where log crosses 0
   add_bits(xs, -0.0f, -finf, 1 << 16);
   for (float e : edges()) xs.push_back(e);
-  check_accuracy<A>(acc_log, xs, [](auto b) { return vec::log(b); }, [](float x) { return vec::log<A>(x); });
+  check_accuracy<A>(
+      acc_log, xs, [](auto b) { return vec::log(b); }, [](float x) { return vec::log<A>(x); });
   REQUIRE(vec::log<A>(1.0f) == 0.0f);
   REQUIRE(vec::log<A>(0.0f) == -finf);
   REQUIRE(vec::log<A>(-0.0f) == -finf);
@@ -186,8 +234,8 @@ TEMPLATE_LIST_TEST_CASE("vec::sigmoid: no overflow, relative accuracy for large 
   auto xs = sweep(-120.0, 120.0, 1021, 1 << 21);
   add_grid(xs, -10.0, 10.0, 1 << 20);
   for (float e : edges()) xs.push_back(e);
-  check_accuracy<A>(acc_sigmoid, xs, [](auto b) { return vec::sigmoid(b); },
-                    [](float x) { return vec::sigmoid<A>(x); });
+  check_accuracy<A>(
+      acc_sigmoid, xs, [](auto b) { return vec::sigmoid(b); }, [](float x) { return vec::sigmoid<A>(x); });
   REQUIRE(vec::sigmoid<A>(finf) == 1.0f);
   REQUIRE(vec::sigmoid<A>(-finf) == 0.0f);
   REQUIRE(vec::sigmoid<A>(-1000.0f) == 0.0f);
@@ -200,8 +248,8 @@ TEMPLATE_LIST_TEST_CASE("vec::softplus: threshold 20, accurate for large negativ
   auto xs = sweep(-120.0, 120.0, 1021, 1 << 21);
   add_grid(xs, -25.0, 25.0, 1 << 20);
   for (float e : edges()) xs.push_back(e);
-  check_accuracy<A>(acc_softplus, xs, [](auto b) { return vec::softplus(b); },
-                    [](float x) { return vec::softplus<A>(x); });
+  check_accuracy<A>(
+      acc_softplus, xs, [](auto b) { return vec::softplus(b); }, [](float x) { return vec::softplus<A>(x); });
   REQUIRE(vec::softplus<A>(20.000002f) == 20.000002f);  // x > 20: x itself (SPEC §2.13)
   REQUIRE(vec::softplus<A>(1e30f) == 1e30f);
   REQUIRE(vec::softplus<A>(finf) == finf);
@@ -214,7 +262,8 @@ TEMPLATE_LIST_TEST_CASE("vec::silu: x sigmoid(x), finite at -inf", "[simd][math]
   auto xs = sweep(-160.0, 120.0, 1021, 1 << 21);
   add_grid(xs, -20.0, 20.0, 1 << 20);
   for (float e : edges()) xs.push_back(e);
-  check_accuracy<A>(acc_silu, xs, [](auto b) { return vec::silu(b); }, [](float x) { return vec::silu<A>(x); });
+  check_accuracy<A>(
+      acc_silu, xs, [](auto b) { return vec::silu(b); }, [](float x) { return vec::silu<A>(x); });
   REQUIRE(vec::silu<A>(-finf) == 0.0f);
   REQUIRE(vec::silu<A>(finf) == finf);
   REQUIRE(std::signbit(vec::silu<A>(-0.0f)));
@@ -226,7 +275,8 @@ TEMPLATE_LIST_TEST_CASE("vec::tanh: accurate near 0, saturating", "[simd][math]"
   auto xs = sweep(-30.0, 30.0, 1021, 1 << 21);
   add_grid(xs, -1.0, 1.0, 1 << 20);
   for (float e : edges()) xs.push_back(e);
-  check_accuracy<A>(acc_tanh, xs, [](auto b) { return vec::tanh(b); }, [](float x) { return vec::tanh<A>(x); });
+  check_accuracy<A>(
+      acc_tanh, xs, [](auto b) { return vec::tanh(b); }, [](float x) { return vec::tanh<A>(x); });
   REQUIRE(vec::tanh<A>(1e-5f) == 1e-5f);  // tanh(x) = x in float below 2^-12
   REQUIRE(std::signbit(vec::tanh<A>(-0.0f)));
   REQUIRE(vec::tanh<A>(finf) == 1.0f);

@@ -87,8 +87,10 @@ TEMPLATE_LIST_TEST_CASE("vec::max_nan: elementwise max, NaN from either side", "
     b[static_cast<std::size_t>(trial / 3) % w] = fnan;
     const auto m = vec::max_nan(vec::load<A>(a.data()), vec::load<A>(b.data()));
     for (std::size_t i = 0; i < w; ++i) {
-      if (std::isnan(a[i]) || std::isnan(b[i])) REQUIRE(std::isnan(m.get(i)));
-      else REQUIRE(m.get(i) == std::max(a[i], b[i]));
+      if (std::isnan(a[i]) || std::isnan(b[i]))
+        REQUIRE(std::isnan(m.get(i)));
+      else
+        REQUIRE(m.get(i) == std::max(a[i], b[i]));
     }
   }
 }

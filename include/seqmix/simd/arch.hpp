@@ -42,40 +42,35 @@ constexpr index_t round_up(index_t n) noexcept {
 }
 
 namespace detail {
+#if defined(__AVX2__)
+inline constexpr bool compiled_avx2 = true;
+#else
+inline constexpr bool compiled_avx2 = false;
+#endif
+#if defined(__AVX__) && defined(__F16C__)
+inline constexpr bool compiled_f16c = true;
+#else
+inline constexpr bool compiled_f16c = false;
+#endif
+
 /// True when A is a 256-bit AVX2 arch and the compiler enables AVX2: the intrinsics fast paths apply.
 template <class A>
-inline constexpr bool is_avx2 =
-#if defined(__AVX2__)
-    std::is_base_of_v<xsimd::avx2, A> && fbatch<A>::size == 8;
-#else
-    false;
-#endif
+inline constexpr bool is_avx2 = (compiled_avx2 && std::is_base_of_v<xsimd::avx2, A> && fbatch<A>::size == 8);
 
 /// True when A is a 256-bit AVX arch and F16C is enabled: vcvtph2ps / vcvtps2ph apply.
 template <class A>
-inline constexpr bool is_avx_f16c =
-#if defined(__AVX__) && defined(__F16C__)
-    std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8;
-#else
-    false;
-#endif
+inline constexpr bool is_avx_f16c = (compiled_f16c && std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8);
 
 /// Lane 0 of a batch as a scalar (one register move on x86).
 template <class A>
 SEQMIX_ALWAYS_INLINE float first(const fbatch<A>& x) noexcept {
 #if defined(__AVX__)
-  if constexpr (std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8) {
-    return _mm256_cvtss_f32(x);
-  } else
+  if constexpr (std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8) return _mm256_cvtss_f32(x);
 #endif
 #if defined(__SSE2__)
-  if constexpr (std::is_base_of_v<xsimd::sse2, A> && fbatch<A>::size == 4) {
-    return _mm_cvtss_f32(x);
-  } else
+  if constexpr (std::is_base_of_v<xsimd::sse2, A> && fbatch<A>::size == 4) return _mm_cvtss_f32(x);
 #endif
-  {
-    return x.get(0);
-  }
+  return x.get(0);
 }
 }  // namespace detail
 
