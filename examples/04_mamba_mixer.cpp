@@ -124,7 +124,7 @@ struct mamba_mixer {
 
 int main() {
   const auto start = clock_type::now();
-  const index_t d_model = 768, d_inner = 1536, N = 16, dt_rank = 48, W = 4, L = 512;
+  const index_t d_model = 768, d_inner = 1536, N = 16, dt_rank = 48, W = 4, L = 256;
   std::mt19937 g(3);
   const mamba_mixer mixer(d_model, d_inner, N, dt_rank, W, g);
   const matrix x = random_matrix(L, d_model, 1.0f, g);  // [L, d_model]
