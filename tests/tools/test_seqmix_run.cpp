@@ -200,7 +200,7 @@ std::pair<std::vector<index_t>, std::vector<float>> read_f32(const fs::path& p) 
   for (index_t e : shape) n *= e;
   REQUIRE(f.size() == 10 + hlen + static_cast<std::size_t>(n) * 4);
   std::vector<float> v(static_cast<std::size_t>(n));
-  std::memcpy(v.data(), f.data() + 10 + hlen, v.size() * 4);
+  if (!v.empty()) std::memcpy(v.data(), f.data() + 10 + hlen, v.size() * 4);
   return {shape, v};
 }
 
@@ -270,12 +270,14 @@ TEST_CASE("seqmix-run: --list prints every op with its signature", "[tools][seqm
   REQUIRE(r.err.empty());
   std::stringstream ss(r.out);
   std::string line;
-  bool ema = false, identity = false;
+  bool ema = false, ema_update = false, identity = false;
   while (std::getline(ss, line)) {
     if (line.rfind("ema ", 0) == 0) ema = line.find("x [B,T,D]") != std::string::npos && line.find("->") != std::string::npos;
+    if (line.rfind("ema_update ", 0) == 0) ema_update = line.find("state [B,D]") != std::string::npos;
     if (line.rfind("identity ", 0) == 0) identity = line.find("->") != std::string::npos;
   }
   CHECK(ema);
+  CHECK(ema_update);
   CHECK(identity);
 }
 
@@ -426,6 +428,40 @@ TEST_CASE("seqmix-run: --time prints one JSON line and writes the plain-run outp
   // The outputs of a timed run equal a plain run's (state restored between repetitions).
   CHECK(read_f32(dir.path / "y1.npy").second == read_f32(dir.path / "y2.npy").second);
   CHECK(read_f32(dir.path / "h1.npy").second == read_f32(dir.path / "h2.npy").second);
+}
+
+TEST_CASE("seqmix-run: in/out state (ema_update) is exact under --time and matches float64", "[tools][seqmix-run]") {
+  rng r(31);
+  scratch_dir dir;
+  const index_t nb = 3, nt = 11, nd = 7;
+  const auto x = uniform_values(r, nb * nt * nd, -1, 1);
+  const auto h0 = uniform_values(r, nb * nd, -1, 1);
+  std::vector<double> a(nd);
+  for (auto& v : a) v = static_cast<double>(r.integer(1, 1023)) / 1024;
+  put(dir.path / "x.npy", npy_of({nb, nt, nd}, x, file_dtype::f8));
+  put(dir.path / "decay.npy", npy_of({nd}, a, file_dtype::f8));
+  put(dir.path / "s.npy", npy_of({nb, nd}, h0, file_dtype::f8, true, 2));
+  auto j = nlohmann::json{{"op", "ema_update"},
+                          {"inputs", {{"x", "x.npy"}, {"decay", "decay.npy"}, {"state", "s.npy"}}},
+                          {"outputs", {{"y", "y1.npy"}, {"state", "s1.npy"}}}};
+  write_case(dir.path / "plain.json", j);
+  j["outputs"] = {{"y", "y2.npy"}, {"state", "s2.npy"}};
+  write_case(dir.path / "timed.json", j);
+  REQUIRE(run_tool({(dir.path / "plain.json").string()}, dir.path).code == 0);
+  const auto res = run_tool({"--time", "4", (dir.path / "timed.json").string()}, dir.path);
+  INFO("stderr: " << res.err);
+  REQUIRE(res.code == 0);
+  CHECK(nlohmann::json::parse(res.out).at("runs") == 4);
+  CHECK(read_f32(dir.path / "y1.npy").second == read_f32(dir.path / "y2.npy").second);
+  CHECK(read_f32(dir.path / "s1.npy").second == read_f32(dir.path / "s2.npy").second);
+
+  std::vector<double> xr(x.size()), hr(h0.size()), ar(a.size()), y_ref, h_ref;
+  for (std::size_t i = 0; i < x.size(); ++i) xr[i] = round_bits(x[i], 24);
+  for (std::size_t i = 0; i < h0.size(); ++i) hr[i] = round_bits(h0[i], 24);
+  for (std::size_t i = 0; i < a.size(); ++i) ar[i] = round_bits(a[i], 24);
+  ema_reference(xr, ar, hr, nb, nt, nd, y_ref, h_ref);
+  CHECK(rel_error(read_f32(dir.path / "y2.npy").second, y_ref) < seqmix::testing::tolerance<float>(nt));
+  CHECK(rel_error(read_f32(dir.path / "s2.npy").second, h_ref) < seqmix::testing::tolerance<float>(nt));
 }
 
 TEST_CASE("seqmix-run: malformed .npy files give one line and a clean non-zero exit", "[tools][seqmix-run][npy]") {

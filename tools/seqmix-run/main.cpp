@@ -35,10 +35,14 @@ std::string one_line(std::string s) {
   return s;
 }
 
+/// Thrown by die(); main prints it and returns the code (no std::exit, so every destructor runs).
+struct exit_request {
+  int code;
+  std::string line;
+};
+
 [[noreturn]] void die(const std::string& who, const std::string& msg, int code = 1) {
-  std::fprintf(stderr, "%s: %s\n", who.c_str(), one_line(msg).c_str());
-  std::fflush(stderr);
-  std::exit(code);
+  throw exit_request{code, who + ": " + one_line(msg)};
 }
 
 int parse_positive(const std::string& flag, const char* text) {
@@ -132,7 +136,8 @@ int run(int argc, char** argv) {
   if (!c.contains("op") || !c["op"].is_string()) die("seqmix-run", case_path + ": missing \"op\" (a string)");
   const std::string op = c["op"].get<std::string>();
   const std::string who = "seqmix-run " + op;
-  for (auto& [k, v] : c.items()) {
+  for (auto item = c.begin(); item != c.end(); ++item) {
+    const std::string k = item.key();
     static const char* known[] = {"op", "mode", "options", "inputs", "outputs", "dtype", "comment", "name", "description"};
     if (std::find_if(std::begin(known), std::end(known), [&](const char* s) { return k == s; }) == std::end(known) &&
         (k.empty() || k[0] != '_')) {
@@ -180,11 +185,18 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string line;
+  int code = 1;
   try {
     return run(argc, argv);
+  } catch (const exit_request& e) {
+    line = e.line;
+    code = e.code;
   } catch (const std::exception& e) {
-    die("seqmix-run", e.what());
+    line = "seqmix-run: " + one_line(e.what());
   } catch (...) {
-    die("seqmix-run", "unknown error");
+    line = "seqmix-run: unknown error";
   }
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return code;
 }

@@ -247,7 +247,7 @@ inline npy_dtype parse_descr(const std::string& d, const std::string& file) {
   const std::string t = d.substr(1);
   const bool known = t == "f2" || t == "f4" || t == "f8" || t == "i4" || t == "i8";
   if (order == '>' && known) return fail("big-endian npy data ('" + d + "') is not supported");
-  if (order != '<' && order != '=') return fail("unsupported npy dtype '" + d + "' (byte order)");
+  if (order != '<' && order != '=') return fail("unsupported npy dtype '" + d + "' (expected <f2 <f4 <f8 <i4 <i8)");
   if (t == "f2") return npy_dtype::f2;
   if (t == "f4") return npy_dtype::f4;
   if (t == "f8") return npy_dtype::f8;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // tools/seqmix-run/ops_toy.cpp: the foundation's own ops, so the tool is testable before any family lands:
-// "ema" (compose/toy_layer.hpp) and "identity" (a copy through the case's dtype, for testing the tool).
+// "ema" and "ema_update" (compose/toy_layer.hpp) and "identity" (a copy through the case's dtype, for testing the tool).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -47,6 +47,33 @@ void run_ema(case_context& ctx) {
   });
 }
 
+/// ema_update: x [B,T,D], decay [D], state [B,D] -> y [B,T,D], state [B,D] (updated in place): the in/out
+/// state form (as selective_state_update's), using ctx.inout so --time restores the state between runs.
+void run_ema_update(case_context& ctx) {
+  ctx.dispatch([&]<class T, class Backend>() {
+    auto x = ctx.input<T, btd>("x");                                         // [B,T,D]
+    auto decay = ctx.input<float, layout<axis::D>>("decay");                 // [D]
+    auto state = ctx.inout<float, bd>("state", "state");                     // [B,D] in/out
+    const index_t nb = x.template extent<axis::B>(), nd = x.template extent<axis::D>();
+    const check c("ema_update");
+    c.same_extent<axis::D>("decay", decay, "x", x);
+    c.same_extent<axis::B>("state", state, "x", x);
+    c.same_extent<axis::D>("state", state, "x", x);
+    std::vector<float> xs(static_cast<std::size_t>(x.size()));
+    std::transform(x.data(), x.data() + x.size(), xs.begin(), [](T v) { return to_float(v); });
+    const ema_layer layer(std::vector<float>(decay.data(), decay.data() + nd));
+    auto y = ctx.output<float, btd>("y", x.shape());                         // [B,T,D]
+    workspace ws;
+    auto st = layer.make_state(nb, x.template extent<axis::T>());
+    ctx.timed([&] {
+      std::copy(xs.begin(), xs.end(), y.data());
+      std::copy(state.data(), state.data() + state.size(), st.h.begin());
+      layer.forward(y, st, ws);
+      std::copy(st.h.begin(), st.h.end(), state.data());
+    });
+  });
+}
+
 /// identity: x (any rank; float or integer file) -> y = scale * x, passed through the case's dtype (bf16/f16
 /// round, float64 exact; integer files stay exact). Modes auto/chunk/recurrent all copy: it exists to test
 /// the tool's reading, rounding, option and mode handling.
@@ -74,5 +101,6 @@ void run_identity(case_context& ctx) {
 }  // namespace
 
 SEQMIX_RUN_REGISTER("ema", &run_ema, "x [B,T,D], decay [D] ([initial_state [B,D]]) -> y [B,T,D], final_state [B,D]");
+SEQMIX_RUN_REGISTER("ema_update", &run_ema_update, "x [B,T,D], decay [D], state [B,D] -> y [B,T,D], state [B,D] (updated)");
 SEQMIX_RUN_REGISTER("identity", &run_identity,
                     "x (any rank, any dtype) -> y = scale * x through the case dtype (tool self-test; options: scale)");

@@ -329,20 +329,25 @@ class case_context {
     }
     if (!mode_.empty() && !mode_read_) throw case_error("this op has no modes (case gives mode '" + mode_ + "')");
   }
-  /// Writes the outputs the case names as float32 C-order .npy files.
+  /// Writes the outputs the case names as float32 C-order .npy files (all names are checked before any write).
   void write_outputs() const {
     for (auto& [name, rel] : output_paths_) {
-      auto it = outputs_.find(name);
-      if (it == outputs_.end()) {
-        std::string have;
-        for (auto& [k, v] : outputs_) {
-          if (!have.empty()) have += ", ";
-          have += k;
-        }
-        throw case_error("output " + name + " is not produced by this op (it produces: " + have + ")");
+      if (outputs_.count(name)) continue;
+      std::string have;
+      for (auto& [k, v] : outputs_) {
+        if (!have.empty()) have += ", ";
+        have += k;
       }
-      const std::vector<float> f = it->second->to_float();
-      write_npy_f32(base_ / rel, it->second->shape, f.data());
+      throw case_error("output " + name + " is not produced by this op (it produces: " + have + ")");
+    }
+    for (auto& [name, rel] : output_paths_) {
+      const auto& h = *outputs_.at(name);
+      const std::vector<float> f = h.to_float();
+      try {
+        write_npy_f32(base_ / rel, h.shape, f.data());
+      } catch (const std::runtime_error& e) {
+        throw case_error("output " + name + ": " + e.what());
+      }
     }
   }
 
