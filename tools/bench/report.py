@@ -128,11 +128,14 @@ def medians(benchmarks: list[dict]) -> list[tuple[dict, int, float | None]]:
 
 
 def parse_args_from_name(name: str) -> dict[str, str]:
+    """Named args ("T:2048") by name; unnamed ones as arg0, arg1, ..."""
     args = {}
-    for part in name.split("/")[1:]:
+    for i, part in enumerate(name.split("/")[1:]):
         if ":" in part:
             k, v = part.split(":", 1)
             args[k] = v
+        elif part.isdigit():
+            args[f"arg{i}"] = part
     return args
 
 
@@ -188,7 +191,7 @@ def load_run(folder: pathlib.Path) -> Run:
             form = infer_form(op, lab.get("form"))
             T = int(b.get("T") or 0) or int(args.get("T", 0) or 0)
             if T == 0:
-                for k in ("L", "seq", "tq", "Tq", "tk", "Tk", "Tkv", "len", "n_ctx", "ctx"):
+                for k in ("L", "seq", "seq_len", "tq", "Tq", "tk", "Tk", "Tkv", "len", "n_ctx", "ctx", "arg0"):
                     if k in args:
                         T = int(args[k])
                         break
