@@ -139,6 +139,17 @@ def parse_args_from_name(name: str) -> dict[str, str]:
     return args
 
 
+def op_name(name: str) -> str:
+    """BM_<op> from a run name, with BENCHMARK_CAPTURE's test-case name appended: "BM_gdn/chunk/16/..." ->
+    "gdn_chunk"; "bench_decode/BM_gla_decode/threads:1" -> "gla_decode" (a capture named BM_...)."""
+    parts = [p for p in name.split("/") if ":" not in p and not p.lstrip("-").isdigit()
+             and p not in ("real_time", "process_time", "manual_time")]
+    starts = [i for i, p in enumerate(parts) if p.startswith("BM_")]
+    if starts:
+        parts = parts[starts[0]:]
+    return "_".join(parts).removeprefix("BM_") or name.split("/")[0]
+
+
 def infer_form(op: str, label_form: str | None) -> str:
     if label_form:
         return label_form
@@ -182,8 +193,7 @@ def load_run(folder: pathlib.Path) -> Run:
                 continue
             name = b.get("run_name", b["name"])
             args = parse_args_from_name(name)
-            base = name.split("/")[0]
-            op = base.removeprefix("BM_")
+            op = op_name(name)
             if op.startswith(prog + "_") and len(op) > len(prog) + 1:
                 op = op[len(prog) + 1:]  # BM_<family>_<variant>: the family is the program already
             label = b.get("label", "") or ""
