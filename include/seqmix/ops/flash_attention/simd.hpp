@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <vector>
 
 #include "../../runtime/parallel_for.hpp"
 #include "../../runtime/workspace.hpp"
+#include "detail/decode_kernels.hpp"
 #include "detail/kernels.hpp"
 #include "flash_attention.hpp"
 
@@ -174,12 +176,17 @@ void attention_impl(const attention_args<T>& a, const attention_options& o, simd
   });
 }
 
-/// Chooses the number of KV splits per (row, kv head): enough tasks to keep every worker busy, at least
-/// 4 tiles (256 keys) per split.
-inline index_t auto_splits(index_t chunks, index_t rows_heads, int workers) noexcept {
-  if (chunks <= 4) return 1;
-  const index_t want = (2 * workers + rows_heads - 1) / rows_heads;
-  return std::clamp<index_t>(want, 1, std::max<index_t>(1, chunks / 4));
+/// Keys per decode chunk: one chunk of every kv head is copied from the cache in memory order (rows of all
+/// heads are adjacent in [.., T, Hkv, D] caches), then each head computes from that L2-resident copy.
+inline constexpr index_t decode_chunk = 32;
+
+
+/// Chooses the number of KV splits per batch row: enough tasks to keep every worker busy, at least
+/// 8 chunks (256 keys) per split.
+inline index_t auto_splits(index_t chunks, index_t rows, int workers) noexcept {
+  if (chunks <= 8 || workers <= 1) return 1;
+  const index_t want = (2 * workers + rows - 1) / rows;
+  return std::clamp<index_t>(want, 1, std::max<index_t>(1, chunks / 8));
 }
 
 template <class A, class T, class Cache>
@@ -192,66 +199,68 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   const index_t Dp = pad8(D), Dvp = pad8(Dv), M = G * Tq;
   const float scale = static_cast<float>(resolve_scale(o.scale, D));
   const int workers = std::max(1, o.run.workers());
+  const index_t kds = kc.k.template stride<axis::D>(), vds = kc.v.template stride<axis::V>();
+  // direct: rows are contiguous and whole vectors, so the kernels read (copied) storage rows in place
+  const bool direct = SEQMIX_FA_DIRECT_DECODE && direct_storage<C> && kds == 1 && vds == 1 && D % 8 == 0 &&
+                      Dv % 8 == 0;
 
+  const bool v_heads_adjacent = kc.v.template stride<axis::H>() == Dv;
   struct dtask {
-    index_t b, hk, c0, c1;  // chunks [c0, c1) of block_k keys
+    index_t b, c0, c1;  // chunks [c0, c1) of decode_chunk keys, all kv heads
   };
   std::vector<dtask> tasks;
-  std::vector<index_t> first_task(static_cast<std::size_t>(B * Hkv + 1));
+  std::vector<index_t> first_task(static_cast<std::size_t>(B + 1));
   for (index_t b = 0; b < B; ++b) {
-    const index_t L = kc.seqlens(b), chunks = (L + block_k - 1) / block_k;
-    index_t ns = o.num_splits > 0 ? std::clamp<index_t>(o.num_splits, 1, std::max<index_t>(1, chunks))
-                                  : auto_splits(chunks, B * Hkv, workers);
-    for (index_t hk = 0; hk < Hkv; ++hk) {
-      first_task[static_cast<std::size_t>(b * Hkv + hk)] = static_cast<index_t>(tasks.size());
-      for (index_t sidx = 0; sidx < ns; ++sidx) tasks.push_back({b, hk, chunks * sidx / ns, chunks * (sidx + 1) / ns});
-    }
+    const index_t L = kc.seqlens(b), chunks = (L + decode_chunk - 1) / decode_chunk;
+    const index_t ns = o.num_splits > 0 ? std::clamp<index_t>(o.num_splits, 1, std::max<index_t>(1, chunks))
+                                        : auto_splits(chunks, B, workers);
+    first_task[static_cast<std::size_t>(b)] = static_cast<index_t>(tasks.size());
+    for (index_t sidx = 0; sidx < ns; ++sidx) tasks.push_back({b, chunks * sidx / ns, chunks * (sidx + 1) / ns});
   }
-  first_task[static_cast<std::size_t>(B * Hkv)] = static_cast<index_t>(tasks.size());
+  first_task[static_cast<std::size_t>(B)] = static_cast<index_t>(tasks.size());
   const index_t ntasks = static_cast<index_t>(tasks.size());
 
-  // partials per task: m [M], l [M], acc [M][Dvp]
+  // partials per task and kv head: m [M], l [M], acc [M][Dvp]
   const std::size_t part = static_cast<std::size_t>(M * (2 + Dvp));
-  float* parts = call_buffer(1, static_cast<std::size_t>(ntasks) * part);
+  float* parts = call_buffer(1, static_cast<std::size_t>(ntasks * Hkv) * part);
 
   workspace& ws = o.run.scratch();
-  const std::size_t per_worker = arena_bytes<float>(M * Dp) + arena_bytes<float>(M * block_k) +
+  const std::size_t per_worker = arena_bytes<float>(Hq * Tq * Dp) + arena_bytes<float>(Hkv * M * block_k) +
                                  arena_bytes<float>(Dp * block_k) + arena_bytes<float>(block_k * Dvp) +
-                                 arena_bytes<float>(8 * Dp) + 2 * arena_bytes<float>(M) + arena_bytes<index_t>(M);
+                                 arena_bytes<float>(8 * Dp) + 2 * arena_bytes<float>(M) + arena_bytes<index_t>(M) +
+                                 arena_bytes<float>(Dvp);
   ws.reserve(workers, per_worker);
 
   const index_t qds = a.q.template stride<axis::D>();
-  const index_t kds = kc.k.template stride<axis::D>(), vds = kc.v.template stride<axis::V>();
   parallel_for(o.run.executor, ntasks, [&](index_t ti, int w) {
     const dtask& tk = tasks[static_cast<std::size_t>(ti)];
-    const index_t b = tk.b, hk = tk.hk, L = kc.seqlens(b);
+    const index_t b = tk.b, L = kc.seqlens(b);
     arena ar(ws.get(w), ws.bytes_per_worker());
-    float* qs = ar.alloc<float>(M * Dp);
-    float* s = ar.alloc<float>(M * block_k);
+    float* qs = ar.alloc<float>(Hq * Tq * Dp);  // rows (hk, g, t)
+    float* s = ar.alloc<float>(Hkv * M * block_k);  // [Hkv][M][block_k]
     float* kt = ar.alloc<float>(Dp * block_k);
     float* vs = ar.alloc<float>(block_k * Dvp);
     float* tmp = ar.alloc<float>(8 * Dp);
     float* alpha = ar.alloc<float>(M);
     float* slope = ar.alloc<float>(M);
     index_t* qpos = ar.alloc<index_t>(M);
-    float* m = parts + static_cast<std::size_t>(ti) * part;
-    float* l = m + M;
-    float* acc = l + M;
-    for (index_t g = 0; g < G; ++g) {
-      const index_t h = hk * G + g;
+    for (index_t h = 0; h < Hq; ++h) {
+      const index_t hk = h / G, g = h % G;
       for (index_t t = 0; t < Tq; ++t) {
-        const index_t r = g * Tq + t;
-        (void)convert_row<T>(a.q.ptr(b, t, h, 0), D, qds, scale, qs + r * Dp, Dp);
-        qpos[r] = t;
-        slope[r] = a.alibi_slopes ? a.alibi_slopes(h) : 0.0f;
-        m[r] = neg_inf;
-        l[r] = 0.0f;
+        (void)convert_row<T>(a.q.ptr(b, t, h, 0), D, qds, scale, qs + ((hk * G + g) * Tq + t) * Dp, Dp);
+        float* m = parts + static_cast<std::size_t>(ti * Hkv + hk) * part;
+        m[g * Tq + t] = neg_inf;
+        m[M + g * Tq + t] = 0.0f;
       }
     }
-    std::fill(acc, acc + M * Dvp, 0.0f);
+    for (index_t hk = 0; hk < Hkv; ++hk) {
+      float* acc = parts + static_cast<std::size_t>(ti * Hkv + hk) * part + 2 * M;
+      std::fill(acc, acc + M * Dvp, 0.0f);
+    }
+    for (index_t r = 0; r < M; ++r) qpos[r] = r % Tq;
     const causal_window_mask mask{Tq, L, true, o.window_left, -1};
     const score_params sp{static_cast<float>(o.softcap), L - Tq};
-    auto kptr = [&](index_t j) {
+    auto kptr = [&](index_t j, index_t hk) {
       if constexpr (Cache::paged) {
         const index_t page = kc.k.template extent<axis::T>();
         return kc.k.ptr(kc.block_table(b, j / page), j % page, hk, 0);
@@ -259,7 +268,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
         return kc.k.ptr(b, j, hk, 0);
       }
     };
-    auto vptr = [&](index_t j) {
+    auto vptr = [&](index_t j, index_t hk) {
       if constexpr (Cache::paged) {
         const index_t page = kc.v.template extent<axis::T>();
         return kc.v.ptr(kc.block_table(b, j / page), j % page, hk, 0);
@@ -268,13 +277,40 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
       }
     };
     for (index_t c = tk.c0; c < tk.c1; ++c) {
-      const index_t j0 = c * block_k, nk = std::min(block_k, L - j0);
+      const index_t j0 = c * decode_chunk, nk = std::min(decode_chunk, L - j0);
       const tile_kind kind = mask.tile(0, Tq, j0, j0 + nk);
       if (kind == tile_kind::skip) continue;
-      pack_kt<C>([&](index_t j) { return kptr(j0 + j); }, nk, D, kds, Dp, kt, tmp);
-      const bool fin = pack_v<C>([&](index_t j) { return vptr(j0 + j); }, nk, Dv, vds, Dvp, vs);
-      tile_step<A>(qs, M, Dp, qpos, a.alibi_slopes ? slope : nullptr, kt, vs, fin, j0, nk, kind, mask, sp, Dvp, s, m,
-                   l, alpha, acc);
+      auto slopes_of = [&](index_t hk) -> const float* {
+        if (!a.alibi_slopes) return nullptr;
+        for (index_t r = 0; r < M; ++r) slope[r] = a.alibi_slopes(hk * G + r / Tq);
+        return slope;
+      };
+#if SEQMIX_FA_DIRECT_DECODE
+      if constexpr (direct_storage<C>) {
+        if (direct && kind == tile_kind::full) {
+          // V rows of the chunk start streaming in memory order while the scores of every head are
+          // computed from K, also in memory order; P V then reads V from cache, head by head.
+          for (index_t hk = 0; hk < (v_heads_adjacent ? 1 : Hkv); ++hk)
+            prefetch_rows([&](index_t j) { return vptr(j0 + j, hk); }, nk,
+                          static_cast<std::size_t>((v_heads_adjacent ? Hkv : 1) * Dv) * sizeof(C));
+          qk_direct<C>(qs, Dp, M, Hkv, [&](index_t j, index_t hk) { return kptr(j0 + j, hk); }, nk, D, s);
+          for (index_t hk = 0; hk < Hkv; ++hk) {
+            float* m = parts + static_cast<std::size_t>(ti * Hkv + hk) * part;
+            float* sh = s + hk * M * block_k;
+            softmax_tile<A>(sh, M, qpos, slopes_of(hk), j0, nk, kind, mask, sp, m, m + M, alpha);
+            pv_direct<C>(sh, M, [&](index_t j) { return vptr(j0 + j, hk); }, nk, Dv, Dvp, alpha, m + 2 * M);
+          }
+          continue;
+        }
+      }
+#endif
+      for (index_t hk = 0; hk < Hkv; ++hk) {
+        float* m = parts + static_cast<std::size_t>(ti * Hkv + hk) * part;
+        pack_kt<C>([&](index_t j) { return kptr(j0 + j, hk); }, nk, D, kds, Dp, kt, tmp);
+        const bool fin = pack_v<C>([&](index_t j) { return vptr(j0 + j, hk); }, nk, Dv, vds, Dvp, vs);
+        tile_step<A>(qs + hk * M * Dp, M, Dp, qpos, slopes_of(hk), kt, vs, fin, j0, nk, kind, mask, sp, Dvp, s, m,
+                     m + M, alpha, m + 2 * M);
+      }
     }
   });
 
@@ -283,7 +319,8 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   const index_t ods = a.o.template stride<axis::V>();
   parallel_for(o.run.executor, B * Hkv, [&](index_t bh, int w) {
     const index_t b = bh / Hkv, hk = bh % Hkv;
-    const index_t s0 = first_task[static_cast<std::size_t>(bh)], s1 = first_task[static_cast<std::size_t>(bh + 1)];
+    const index_t s0 = first_task[static_cast<std::size_t>(b)], s1 = first_task[static_cast<std::size_t>(b + 1)];
+    auto pm_of = [&](index_t si) { return parts + static_cast<std::size_t>(si * Hkv + hk) * part; };
     arena ar(ws.get(w), ws.bytes_per_worker());
     float* acc = ar.alloc<float>(Dvp);
     for (index_t g = 0; g < G; ++g) {
@@ -293,7 +330,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
         float mm = neg_inf;
         bool nan = false;
         for (index_t si = s0; si < s1; ++si) {
-          const float ms = parts[static_cast<std::size_t>(si) * part + static_cast<std::size_t>(r)];
+          const float ms = pm_of(si)[r];
           if (std::isnan(ms)) nan = true;
           else mm = std::max(mm, ms);
         }
@@ -302,7 +339,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
         std::fill(acc, acc + Dv, 0.0f);
         if (mm != neg_inf) {
           for (index_t si = s0; si < s1; ++si) {
-            const float* pm = parts + static_cast<std::size_t>(si) * part;
+            const float* pm = pm_of(si);
             const float ms = pm[r];
             if (ms == neg_inf) continue;
             const float f = std::exp(ms - mm);

@@ -13,7 +13,7 @@
 
 #include <xsimd/xsimd.hpp>
 
-#if defined(__AVX2__) || defined(__AVX__) || defined(__F16C__)
+#if defined(__SSE__) || defined(__AVX2__) || defined(__AVX__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -130,6 +130,21 @@ inline bool pack_v(RowFn row, index_t nk, index_t Dv, index_t vstride, index_t D
   bool ok = true;
   for (index_t j = 0; j < nk; ++j) ok &= convert_row<C>(row(j), Dv, vstride, 1.0f, vs + j * Dvp, Dvp);
   return ok;
+}
+
+/// Prefetches n rows of `bytes` bytes each (row(j) gives the first element) into L1 / L2.
+template <class RowFn>
+inline void prefetch_rows(RowFn row, index_t n, std::size_t bytes) noexcept {
+#if defined(__SSE__)
+  for (index_t j = 0; j < n; ++j) {
+    const char* p = reinterpret_cast<const char*>(row(j));
+    for (std::size_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
+  }
+#else
+  (void)row;
+  (void)n;
+  (void)bytes;
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -282,16 +297,17 @@ inline void softmax_tile(float* SEQMIX_RESTRICT s, index_t M, const index_t* qpo
   constexpr index_t W = static_cast<index_t>(b::size);
   alignas(64) static constexpr float iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const b vneg(neg_inf);
+  const index_t ncols = (nk + W - 1) / W * W;  // columns beyond are never read by P V
   for (index_t r = 0; r < M; ++r) {
     float* sr = s + r * block_k;
     if (sp.softcap > 0.0f) {
       const b cap(sp.softcap), inv(1.0f / sp.softcap);
-      for (index_t c = 0; c < block_k; c += W) (cap * vec::tanh(b::load_unaligned(sr + c) * inv)).store_unaligned(sr + c);
+      for (index_t c = 0; c < ncols; c += W) (cap * vec::tanh(b::load_unaligned(sr + c) * inv)).store_unaligned(sr + c);
     }
     if (slope && slope[r] != 0.0f) {
       const b sl(slope[r]);
       const b dg(static_cast<float>(qpos[r] + sp.diag_off - j0));
-      for (index_t c = 0; c < block_k; c += W) {
+      for (index_t c = 0; c < ncols; c += W) {
         const b dist = xsimd::abs(dg - (b::load_unaligned(iota) + b(static_cast<float>(c))));
         xsimd::fnma(sl, dist, b::load_unaligned(sr + c)).store_unaligned(sr + c);
       }
@@ -301,18 +317,18 @@ inline void softmax_tile(float* SEQMIX_RESTRICT s, index_t M, const index_t* qpo
         const key_range kr = mask.row_range(qpos[r]);
         const index_t lo = std::clamp<index_t>(kr.lo - j0, 0, nk), hi = std::clamp<index_t>(kr.hi - j0, lo, nk);
         for (index_t c = 0; c < lo; ++c) sr[c] = neg_inf;
-        for (index_t c = hi; c < block_k; ++c) sr[c] = neg_inf;
+        for (index_t c = hi; c < ncols; ++c) sr[c] = neg_inf;
       } else {
         for (index_t c = 0; c < nk; ++c)
           if (!mask.keep(qpos[r], j0 + c)) sr[c] = neg_inf;
-        for (index_t c = nk; c < block_k; ++c) sr[c] = neg_inf;
+        for (index_t c = nk; c < ncols; ++c) sr[c] = neg_inf;
       }
-    } else if (nk < block_k) {
-      for (index_t c = nk; c < block_k; ++c) sr[c] = neg_inf;
+    } else if (nk < ncols) {
+      for (index_t c = nk; c < ncols; ++c) sr[c] = neg_inf;
     }
     b vmax = vneg;
     auto bad = xsimd::isnan(b(0.0f));  // false
-    for (index_t c = 0; c < block_k; c += W) {
+    for (index_t c = 0; c < ncols; c += W) {
       const b x = b::load_unaligned(sr + c);
       bad = bad | xsimd::isnan(x);
       vmax = xsimd::max(vmax, x);
@@ -322,13 +338,13 @@ inline void softmax_tile(float* SEQMIX_RESTRICT s, index_t M, const index_t* qpo
     if (xsimd::any(bad) || std::isnan(mold)) mnew = std::numeric_limits<float>::quiet_NaN();
     if (mnew == neg_inf) {  // nothing kept so far
       alpha[r] = 1.0f;
-      for (index_t c = 0; c < block_k; c += W) b(0.0f).store_unaligned(sr + c);
+      for (index_t c = 0; c < ncols; c += W) b(0.0f).store_unaligned(sr + c);
       continue;
     }
     const float a = std::exp(mold - mnew);
     const b mb(mnew);
     b sum(0.0f);
-    for (index_t c = 0; c < block_k; c += W) {
+    for (index_t c = 0; c < ncols; c += W) {
       const b p = vec::exp(b::load_unaligned(sr + c) - mb);
       sum += p;
       p.store_unaligned(sr + c);
