@@ -464,6 +464,61 @@ TEST_CASE("seqmix-run: in/out state (ema_update) is exact under --time and match
   CHECK(rel_error(read_f32(dir.path / "s2.npy").second, h_ref) < seqmix::testing::tolerance<float>(nt));
 }
 
+TEST_CASE("seqmix-run: integer inputs and typed options", "[tools][seqmix-run]") {
+  rng r(11);
+  scratch_dir dir;
+  const auto& p = dir.path;
+  const auto x = uniform_values(r, 6, -1, 1);
+  put(p / "x.npy", npy_of({2, 3}, x, file_dtype::f8));
+  std::vector<double> idx(10);
+  for (auto& v : idx) v = static_cast<double>(r.integer(-50000, 50000));
+  const file_dtype idx_dtypes[] = {file_dtype::i4, file_dtype::i8, file_dtype::f4, file_dtype::f8};
+  for (file_dtype fd : idx_dtypes) {
+    for (bool fortran : {false, true}) {
+      INFO(descr_of(fd) << (fortran ? " F" : " C"));
+      put(p / "idx.npy", npy_of({5, 2}, idx, fd, fortran, 2));
+      const nlohmann::json::number_integer_t off = r.integer(-9, 9);
+      write_case(p / "case.json", {{"op", "identity"},
+                                   {"options", {{"negate", true}, {"offset", fortran ? nlohmann::json(static_cast<double>(off)) : nlohmann::json(off)}}},
+                                   {"inputs", {{"x", "x.npy"}, {"idx", "idx.npy"}}},
+                                   {"outputs", {{"y", "y.npy"}, {"idx_out", "i.npy"}}}});
+      const auto res = run_tool({(p / "case.json").string()}, p);
+      INFO("stderr: " << res.err);
+      REQUIRE(res.code == 0);
+      const auto [is, iv] = read_f32(p / "i.npy");
+      REQUIRE(is == std::vector<index_t>{5, 2});
+      for (std::size_t i = 0; i < idx.size(); ++i) REQUIRE(iv[i] == static_cast<float>(idx[i] + static_cast<double>(off)));
+      const auto [ys, yv] = read_f32(p / "y.npy");
+      for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(yv[i] == static_cast<float>(-static_cast<double>(static_cast<float>(x[i]))));
+    }
+  }
+  struct bad {
+    const char* what;
+    std::string idx_file;
+    nlohmann::json options;
+    std::vector<std::string> needles;
+  };
+  const std::vector<bad> cases = {
+      {"non-integer index", npy_of({3}, {1, 2.5, 3}, file_dtype::f8), nlohmann::json::object(), {"input idx", "non-integer value 2.5"}},
+      {"index past int32", npy_of({2}, {1, 4294967296.0}, file_dtype::i8), nlohmann::json::object(), {"input idx", "out of range"}},
+      {"fractional int option", npy_of({1}, {1}, file_dtype::i4), {{"offset", 1.5}}, {"option offset = 1.5, expected an integer"}},
+      {"string int option", npy_of({1}, {1}, file_dtype::i4), {{"offset", "3"}}, {"option offset = \"3\", expected an integer"}},
+      {"int option out of range", npy_of({1}, {1}, file_dtype::i4), {{"offset", 1e300}}, {"option offset", "expected an integer"}},
+      {"number as bool", npy_of({1}, {1}, file_dtype::i4), {{"negate", 1}}, {"option negate = 1, expected true or false"}},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    put(p / "idx.npy", c.idx_file);
+    write_case(p / "case.json", {{"op", "identity"},
+                                 {"options", c.options},
+                                 {"inputs", {{"x", "x.npy"}, {"idx", "idx.npy"}}},
+                                 {"outputs", {{"y", "y.npy"}, {"idx_out", "i.npy"}}}});
+    auto cs = c.needles;
+    cs.push_back("seqmix-run identity: ");
+    require_one_line_error(run_tool({(p / "case.json").string()}, p), cs);
+  }
+}
+
 TEST_CASE("seqmix-run: malformed .npy files give one line and a clean non-zero exit", "[tools][seqmix-run][npy]") {
   scratch_dir dir;
   std::string four_floats;

@@ -74,18 +74,30 @@ void run_ema_update(case_context& ctx) {
   });
 }
 
-/// identity: x (any rank; float or integer file) -> y = scale * x, passed through the case's dtype (bf16/f16
-/// round, float64 exact; integer files stay exact). Modes auto/chunk/recurrent all copy: it exists to test
-/// the tool's reading, rounding, option and mode handling.
+/// identity: x (any rank; float or integer file) -> y = sign * scale * x, passed through the case's dtype
+/// (bf16/f16 round, float64 exact; integer files stay exact), sign = -1 when `negate`; optional idx (any rank,
+/// read as int32: integer files, or float files holding integers) -> idx_out = idx + offset. Modes
+/// auto/chunk/recurrent all copy: the op exists to test the tool's reading, rounding, option and mode handling.
 void run_identity(case_context& ctx) {
   ctx.mode({"auto", "chunk", "recurrent"});
-  const double scale = ctx.option<double>("scale", 1.0);
+  const double scale = ctx.option<double>("scale", 1.0) * (ctx.option<bool>("negate", false) ? -1.0 : 1.0);
+  const auto offset = ctx.option<std::int64_t>("offset", 0);
   const std::vector<index_t> shape = ctx.input_shape("x");
+  tensor_view<const std::int32_t, layout<axis::I>> idx;
+  tensor_view<double, layout<axis::I>> idx_out;
+  if (ctx.has_input("idx")) {
+    idx = ctx.flat_input<std::int32_t>("idx");                               // [numel]
+    idx_out = ctx.flat_output<double>("idx_out", ctx.input_shape("idx"));    // [numel]
+  }
+  auto copy_idx = [&] {
+    for (index_t i = 0; i < idx.size(); ++i) idx_out(i) = static_cast<double>(idx(i) + offset);
+  };
   if (parity::npy_is_integer(ctx.input_file_dtype("x"))) {
     auto x = ctx.flat_input<std::int64_t>("x");                              // [numel]
     auto y = ctx.flat_output<double>("y", shape);                            // [numel]
     ctx.timed([&] {
       for (index_t i = 0; i < x.size(); ++i) y(i) = scale * static_cast<double>(x(i));
+      copy_idx();
     });
     return;
   }
@@ -94,6 +106,7 @@ void run_identity(case_context& ctx) {
     auto y = ctx.flat_output<double>("y", shape);                            // [numel]
     ctx.timed([&] {
       for (index_t i = 0; i < x.size(); ++i) y(i) = scale * to_double(x(i));
+      copy_idx();
     });
   });
 }
@@ -103,4 +116,5 @@ void run_identity(case_context& ctx) {
 SEQMIX_RUN_REGISTER("ema", &run_ema, "x [B,T,D], decay [D] ([initial_state [B,D]]) -> y [B,T,D], final_state [B,D]");
 SEQMIX_RUN_REGISTER("ema_update", &run_ema_update, "x [B,T,D], decay [D], state [B,D] -> y [B,T,D], state [B,D] (updated)");
 SEQMIX_RUN_REGISTER("identity", &run_identity,
-                    "x (any rank, any dtype) -> y = scale * x through the case dtype (tool self-test; options: scale)");
+                    "x (any rank, any dtype) [idx (int32)] -> y = scale * x through the case dtype, idx_out = idx + offset "
+                    "(tool self-test; options: scale, negate, offset)");
