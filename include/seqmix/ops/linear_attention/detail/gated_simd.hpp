@@ -43,27 +43,65 @@ SEQMIX_ALWAYS_INLINE void scale_row(float* x, index_t n, float s) noexcept {
   for (index_t i = 0; i < n; i += simd_width<Arch>) (F::load_aligned(x + i) * f).store_aligned(x + i);
 }
 
+/// dst[i] = float(src[i * stride]) * mul for i < n; SIMD for contiguous float rows (no memcpy calls).
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void load_row_simd(const T* SEQMIX_RESTRICT src, index_t stride, index_t n,
+                                        float* SEQMIX_RESTRICT dst, float mul) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) {
+      using F = xsimd::batch<float, Arch>;
+      constexpr index_t W = simd_width<Arch>;
+      const F m(mul);
+      index_t i = 0;
+      for (; i + W <= n; i += W) (F::load_unaligned(src + i) * m).store_unaligned(dst + i);
+      for (; i < n; ++i) dst[i] = src[i] * mul;
+      return;
+    }
+  }
+  load_row(src, stride, n, dst, mul);
+}
+/// dst[i * stride] = T(src[i]) for i < n; SIMD for contiguous float rows.
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void store_row_simd(T* SEQMIX_RESTRICT dst, index_t stride, index_t n,
+                                         const float* SEQMIX_RESTRICT src) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) {
+      using F = xsimd::batch<float, Arch>;
+      constexpr index_t W = simd_width<Arch>;
+      index_t i = 0;
+      for (; i + W <= n; i += W) F::load_unaligned(src + i).store_unaligned(dst + i);
+      for (; i < n; ++i) dst[i] = src[i];
+      return;
+    }
+  }
+  store_row(dst, stride, n, src);
+}
+
 /// Per-worker buffers of the gated kernels (float, padded to the SIMD width, 64-byte aligned).
 struct gated_bufs {
-  float *S, *Q, *Qi, *Kr, *Kt, *Vb, *G, *A, *O, *d, *e, *z, *lo, *hi;
+  float *Q, *Qi, *Kr, *Kt, *Vb, *G, *A, *O, *d, *e, *lo, *hi;
   index_t Kp, Vp, Cp;
 
+  float* states;  ///< G heads x Kp x Vp
+  float* zs;      ///< G heads x Kp
+
   template <class Arch>
-  static std::size_t bytes(index_t K, index_t V, index_t C) noexcept {
+  static std::size_t bytes(index_t K, index_t V, index_t C, index_t G) noexcept {
     const index_t Kp = pad_to_width<Arch>(K), Vp = pad_to_width<Arch>(V), Cp = pad_to_width<Arch>(C);
-    return arena_bytes<float>(Kp * Vp) + 4 * arena_bytes<float>(Cp * Kp) + arena_bytes<float>(Kp * Cp) +
+    return arena_bytes<float>(G * Kp * Vp) + arena_bytes<float>(G * Kp) + 4 * arena_bytes<float>(Cp * Kp) + arena_bytes<float>(Kp * Cp) +
            2 * arena_bytes<float>(Cp * Vp) + arena_bytes<float>(Cp * Cp) + 6 * arena_bytes<float>(Kp + Vp + Cp) +
            64;
   }
   template <class Arch>
-  static gated_bufs carve(std::byte* mem, std::size_t n, index_t K, index_t V, index_t C) noexcept {
+  static gated_bufs carve(std::byte* mem, std::size_t n, index_t K, index_t V, index_t C, index_t G) noexcept {
     arena ar(mem, n);
     gated_bufs b{};
     b.Kp = pad_to_width<Arch>(K);
     b.Vp = pad_to_width<Arch>(V);
     b.Cp = pad_to_width<Arch>(C);
     const index_t vec_n = b.Kp + b.Vp + b.Cp;
-    b.S = ar.alloc<float>(b.Kp * b.Vp);
+    b.states = ar.alloc<float>(G * b.Kp * b.Vp);
+    b.zs = ar.alloc<float>(G * b.Kp);
     b.Q = ar.alloc<float>(b.Cp * b.Kp);
     b.Qi = ar.alloc<float>(b.Cp * b.Kp);
     b.Kr = ar.alloc<float>(b.Cp * b.Kp);
@@ -74,19 +112,14 @@ struct gated_bufs {
     b.A = ar.alloc<float>(b.Cp * b.Cp);
     b.d = ar.alloc<float>(vec_n);
     b.e = ar.alloc<float>(vec_n);
-    b.z = ar.alloc<float>(vec_n);
     b.lo = ar.alloc<float>(vec_n);
     b.hi = ar.alloc<float>(vec_n);
-    b.z[0] = 0;
     return b;
   }
-  void clear(index_t K, index_t V, index_t C) const noexcept {
-    (void)K;
-    (void)V;
-    std::memset(S, 0, sizeof(float) * static_cast<std::size_t>(Kp * Vp));
+  void clear(index_t G) const noexcept {
+    std::memset(states, 0, sizeof(float) * static_cast<std::size_t>(G * Kp * Vp));
     std::memset(Vb, 0, sizeof(float) * static_cast<std::size_t>(Cp * Vp));
     std::memset(Kt, 0, sizeof(float) * static_cast<std::size_t>(Kp * Cp));
-    (void)C;
   }
 };
 
@@ -98,9 +131,13 @@ struct gated_task {
 
   const gated_problem<T>& p;
   const gated_bufs& bf;
+  float* S;  ///< this head's state, K x Vp
+  float* z;  ///< this head's normalizer sum (linear_attn), K
   index_t b, h, K, V;
   float scale;
   bool has_z;
+  index_t t_end;  ///< end of the sequence (prefetch bound)
+  static constexpr index_t prefetch_ahead = 16;
 
   // ------------------------------------------------------------------ token loads
   float scalar_gate(index_t t) const noexcept {
@@ -109,29 +146,60 @@ struct gated_task {
     return 0.0f;
   }
   void load_q(index_t t, float* dst) const noexcept {
-    load_row(p.q.ptr(b, t, h, 0), p.q.template stride<axis::K>(), K, dst, scale);
+    load_row_simd<Arch>(p.q.ptr(b, t, h, 0), p.q.template stride<axis::K>(), K, dst, scale);
   }
   void load_k(index_t t, float* dst) const noexcept {
-    load_row(p.k.ptr(b, t, h, 0), p.k.template stride<axis::K>(), K, dst);
+    load_row_simd<Arch>(p.k.ptr(b, t, h, 0), p.k.template stride<axis::K>(), K, dst, 1.0f);
   }
   void load_v(index_t t, float* dst) const noexcept {
-    load_row(p.v.ptr(b, t, h, 0), p.v.template stride<axis::V>(), V, dst);
+    load_row_simd<Arch>(p.v.ptr(b, t, h, 0), p.v.template stride<axis::V>(), V, dst, 1.0f);
   }
   void load_gk(index_t t, float* dst) const noexcept {
-    load_row(p.gk.ptr(b, t, h, 0), p.gk.template stride<axis::K>(), K, dst);
+    load_row_simd<Arch>(p.gk.ptr(b, t, h, 0), p.gk.template stride<axis::K>(), K, dst, 1.0f);
+  }
+  /// Software prefetch of tokens [t0, t1) (rows of one head are H*K elements apart, one page each at
+  /// H = 16, K = 64). Always inlined: GCC's pure-const analysis deletes calls to out-of-line functions
+  /// whose only effect is __builtin_prefetch.
+  template <int RW, class View>
+  SEQMIX_ALWAYS_INLINE void prefetch_rows(const View& view, index_t n, index_t t0, index_t t1) const noexcept {
+    if (!view) return;
+    using E = std::remove_cv_t<typename View::element_type>;
+    const index_t bytes = n * static_cast<index_t>(sizeof(E));
+    for (index_t t = t0; t < t1; ++t) {
+      const char* base = reinterpret_cast<const char*>(view.ptr(b, t, h, 0));
+      for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(base + off, RW, 2);
+    }
+  }
+  SEQMIX_ALWAYS_INLINE void prefetch(index_t t0, index_t t1) const noexcept {
+    prefetch_rows<0>(p.q, K, t0, t1);
+    prefetch_rows<0>(p.k, K, t0, t1);
+    prefetch_rows<0>(p.v, V, t0, t1);
+    if (p.kind == gate_kind::key) prefetch_rows<0>(p.gk, K, t0, t1);
+    prefetch_rows<1>(p.o, V, t0, t1);
+  }
+  /// Loads token rows [c0, c0 + L) into Q (scaled), Kr, Vb (and G when `gates`), prefetching
+  /// prefetch_ahead tokens ahead so that strided rows arrive from memory in time.
+  void load_chunk(index_t c0, index_t L, bool gates) const noexcept {
+    const index_t Kp = bf.Kp, Vp = bf.Vp;
+    for (index_t i = 0; i < L; ++i) {
+      if (gates) load_gk(c0 + i, bf.G + i * Kp);
+      load_q(c0 + i, bf.Q + i * Kp);
+      load_k(c0 + i, bf.Kr + i * Kp);
+      load_v(c0 + i, bf.Vb + i * Vp);
+    }
   }
   /// Normalizer (linear_attn) then store of one output row.
   void write_o(index_t t, float* orow, const float* q, const float* k) const noexcept {
     if (has_z) {
       float den = 0;
       for (index_t a = 0; a < K; ++a) {
-        bf.z[a] += k[a];
-        den += q[a] * bf.z[a];
+        z[a] += k[a];
+        den += q[a] * z[a];
       }
       const float inv = 1.0f / (den + 1e-10f);
       for (index_t c = 0; c < V; ++c) orow[c] *= inv;
     }
-    store_row(p.o.ptr(b, t, h, 0), p.o.template stride<axis::V>(), V, orow);
+    store_row_simd<Arch>(p.o.ptr(b, t, h, 0), p.o.template stride<axis::V>(), V, orow);
   }
 
   // ------------------------------------------------------------------ recurrent form
@@ -170,7 +238,7 @@ struct gated_task {
         F acc = p.bonus() ? F(bonus) * vv : F(0.0f);
         const F gvv = p.gv ? F::load_aligned(dv + j) : F(1.0f);
         for (index_t a = 0; a < K; ++a) {
-          float* srow = bf.S + a * Vp + j;
+          float* srow = S + a * Vp + j;
           F s = F::load_aligned(srow);
           if (p.bonus()) acc = xsimd::fma(F(q[a]), s, acc);
           if (p.gv) s = s * gvv;
@@ -190,17 +258,15 @@ struct gated_task {
     const index_t Lp = pad_to_width<Arch>(L);
     const bool gated = p.kind != gate_kind::none;
     float* G = bf.G;  // G[i], local inclusive cumsum
-    for (index_t i = 0; i < L; ++i) {
-      load_q(c0 + i, bf.Q + i * Kp);
-      load_k(c0 + i, bf.Kr + i * Kp);
-      load_v(c0 + i, bf.Vb + i * Vp);
-      if (gated) G[i] = (i ? G[i - 1] : 0.0f) + scalar_gate(c0 + i);
+    load_chunk(c0, L, false);
+    if (gated) {
+      for (index_t i = 0; i < L; ++i) G[i] = (i ? G[i - 1] : 0.0f) + scalar_gate(c0 + i);
     }
     if (p.kind == gate_kind::constant) {
       for (index_t i = 0; i < L; ++i) G[i] = static_cast<float>(static_cast<double>(i + 1) * p.gamma[h]);
     }
     // inter: O = diag(e^G) Q~ S0
-    gemm<Arch, false>(L, Vp, K, bf.Q, Kp, bf.S, Vp, bf.O, Vp);
+    gemm<Arch, false>(L, Vp, K, bf.Q, Kp, S, Vp, bf.O, Vp);
     float* eg = bf.e;
     if (gated) {
       for (index_t i = 0; i < L; ++i) eg[i] = G[i];
@@ -228,14 +294,14 @@ struct gated_task {
     if (gated) {
       const float gl = G[L - 1];
       const float el = eg[L - 1];
-      for (index_t a = 0; a < K; ++a) scale_row<Arch>(bf.S + a * Vp, Vp, el);
+      for (index_t a = 0; a < K; ++a) scale_row<Arch>(S + a * Vp, Vp, el);
       float* x = bf.d;
       for (index_t j = 0; j < L; ++j) x[j] = gl - G[j];
       exp_inplace<Arch>(x, L);
       for (index_t a = 0; a < K; ++a)
         for (index_t j = 0; j < L; ++j) bf.Kt[a * Cp + j] *= x[j];
     }
-    gemm<Arch, true>(K, Vp, L, bf.Kt, Cp, bf.Vb, Vp, bf.S, Vp);
+    gemm<Arch, true>(K, Vp, L, bf.Kt, Cp, bf.Vb, Vp, S, Vp);
     for (index_t i = 0; i < L; ++i) write_o(c0 + i, bf.O + i * Vp, bf.Q + i * Kp, bf.Kr + i * Kp);
   }
 
@@ -247,7 +313,7 @@ struct gated_task {
     const index_t Lp = pad_to_width<Arch>(L);
     const bool rwkv = p.bonus();
     float* G = bf.G;
-    for (index_t i = 0; i < L; ++i) load_gk(c0 + i, G + i * Kp);
+    load_chunk(c0, L, true);
     cumsum_rows(G, L, K, Kp);
     float* lo = bf.lo;
     float* hi = bf.hi;
@@ -272,11 +338,6 @@ struct gated_task {
       R[a] = 0.5f * (lo[a] + hi[a]);
       hi[a] = G[(L - 1) * Kp + a];
     }
-    for (index_t i = 0; i < L; ++i) {
-      load_q(c0 + i, bf.Q + i * Kp);
-      load_k(c0 + i, bf.Kr + i * Kp);
-      load_v(c0 + i, bf.Vb + i * Vp);
-    }
     // Qi = Q~ e^{Γq}, Γq(i) = Γ_i (gla) or Γ_{i-1} (rwkv6, Γ_{-1} = 0)
     for (index_t i = 0; i < L; ++i) {
       float* qi = bf.Qi + i * Kp;
@@ -284,10 +345,10 @@ struct gated_task {
         if (i == 0) {
           for (index_t a = 0; a < K; ++a) qi[a] = 0.0f;
         } else {
-          std::memcpy(qi, G + (i - 1) * Kp, sizeof(float) * static_cast<std::size_t>(K));
+          load_row_simd<Arch>(G + (i - 1) * Kp, 1, K, qi, 1.0f);
         }
       } else {
-        std::memcpy(qi, G + i * Kp, sizeof(float) * static_cast<std::size_t>(K));
+        load_row_simd<Arch>(G + i * Kp, 1, K, qi, 1.0f);
       }
     }
     exp_inplace<Arch>(bf.Qi, (L - 1) * Kp + K);
@@ -296,7 +357,7 @@ struct gated_task {
       const float* q = bf.Q + i * Kp;
       for (index_t a = 0; a < K; ++a) qi[a] *= q[a];
     }
-    gemm<Arch, false>(L, Vp, K, bf.Qi, Kp, bf.S, Vp, bf.O, Vp);
+    gemm<Arch, false>(L, Vp, K, bf.Qi, Kp, S, Vp, bf.O, Vp);
     // Qr = Qi e^{-R} (stored over Q after the bonus needs it), Kt[a][j] = k_j[a] e^{R_a - Γ_j[a]}
     float* er = bf.d;  // e^{-R}
     for (index_t a = 0; a < K; ++a) er[a] = -R[a];
@@ -343,8 +404,8 @@ struct gated_task {
     }
     float* gl = hi;  // Γ_L, saved before G was overwritten
     exp_inplace<Arch>(gl, K);
-    for (index_t a = 0; a < K; ++a) scale_row<Arch>(bf.S + a * Vp, Vp, gl[a]);
-    gemm<Arch, true>(K, Vp, L, bf.Kt, Cp, bf.Vb, Vp, bf.S, Vp);
+    for (index_t a = 0; a < K; ++a) scale_row<Arch>(S + a * Vp, Vp, gl[a]);
+    gemm<Arch, true>(K, Vp, L, bf.Kt, Cp, bf.Vb, Vp, S, Vp);
     for (index_t i = 0; i < L; ++i) write_o(c0 + i, bf.O + i * Vp, bf.Q + i * Kp, bf.Kr + i * Kp);
   }
 
