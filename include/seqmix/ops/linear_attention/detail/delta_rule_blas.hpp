@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
 #include "../../../config.hpp"
+#include "../../../core/dtype.hpp"
 
 namespace seqmix::delta_detail {
 
@@ -171,6 +173,44 @@ inline void forward_subst(index_t rows, index_t n, const float* L, index_t ldl, 
   }
 }
 
+/// dst[i] = mul * src[i] (float rows, contiguous): an explicit vector loop (no memcpy call), so profiles
+/// show the row loads where they happen.
+template <class Arch>
+SEQMIX_ALWAYS_INLINE void copy_scaled(const float* SEQMIX_RESTRICT src, index_t n, float* SEQMIX_RESTRICT dst,
+                                      float mul) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const bt m(mul);
+  index_t i = 0;
+  for (; i + W <= n; i += W) (m * bt::load_unaligned(src + i)).store_unaligned(dst + i);
+  for (; i < n; ++i) dst[i] = mul * src[i];
+}
+
+/// Row load with dtype conversion and scale (fast path for contiguous float rows).
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void ld_row(const T* p, index_t stride, index_t n, float* dst, float mul = 1.0f) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) return copy_scaled<Arch>(p, n, dst, mul);
+  }
+  for (index_t i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i * stride]) * mul;
+}
+
+/// Row store with dtype conversion (fast path for contiguous float rows).
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void st_row(T* p, index_t stride, index_t n, const float* src) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) {
+      using bt = xsimd::batch<float, Arch>;
+      constexpr index_t W = static_cast<index_t>(bt::size);
+      index_t i = 0;
+      for (; i + W <= n; i += W) bt::load_unaligned(src + i).store_unaligned(p + i);
+      for (; i < n; ++i) p[i] = src[i];
+      return;
+    }
+  }
+  for (index_t i = 0; i < n; ++i) p[i * stride] = from_float<T>(src[i]);
+}
+
 /// Prefetches `rows` rows of `n` contiguous elements (row stride `stride` elements) into the cache, so the
 /// next chunk's inputs (one row per 4 KiB page in [B,T,H,D] layouts) stream in while this chunk computes.
 template <class T>
@@ -179,7 +219,7 @@ SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t rows
   const index_t bytes = n * static_cast<index_t>(sizeof(T));
   for (index_t r = 0; r < rows; ++r) {
     const char* row = reinterpret_cast<const char*>(p + r * stride);
-    for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 3);
+    for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 1);
   }
 #else
   (void)p;

@@ -94,7 +94,7 @@ inline void gdr_store_state(state_view out, index_t n, index_t j, index_t K, ind
 
 /// Reads tokens [t, t + c) of value head j into the scratch rows (l2norm and scale applied, gates and
 /// betas transformed).
-template <class T>
+template <class Arch, class T>
 void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t t, index_t c, index_t j,
                     float scale) noexcept {
   const index_t K = p.K, V = p.V, Kp = w.Kp, Vp = w.Vp;
@@ -105,8 +105,8 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
     const index_t tt = t + i;
     float* q = w.q + i * Kp;
     float* k = w.k + i * Kp;
-    linear_detail::load_row(p.q.ptr(b, tt, hq, 0), sqk, K, q);
-    linear_detail::load_row(p.k.ptr(b, tt, hq, 0), skk, K, k);
+    ld_row<Arch>(p.q.ptr(b, tt, hq, 0), sqk, K, q);
+    ld_row<Arch>(p.k.ptr(b, tt, hq, 0), skk, K, k);
     float qs = scale, ks = 1.0f;
     if (p.l2norm) {
       float nq = 0, nk = 0;
@@ -119,7 +119,7 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
       for (index_t a = 0; a < K; ++a) k[a] *= ks;
     }
     for (index_t a = 0; a < K; ++a) q[a] *= qs;
-    linear_detail::load_row(p.v.ptr(b, tt, j, 0), svv, V, w.v + i * Vp);
+    ld_row<Arch>(p.v.ptr(b, tt, j, 0), svv, V, w.v + i * Vp);
     if (p.beta) {
       w.beta[i] = gdr_beta_transform<float>(to_float(p.beta(b, tt, j)), p.beta_sigmoid, p.beta_mul);
     } else {
@@ -414,6 +414,9 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
   return true;
 }
 
+/// How many heads ahead a task prefetches the next inputs.
+inline constexpr index_t prefetch_heads = 2;
+
 /// Scratch bytes of a task over G value heads with chunk C.
 inline std::size_t gdr_group_bytes(index_t C, index_t K, index_t V, index_t G) noexcept {
   return gdr_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0);
@@ -438,16 +441,17 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
     const index_t c = std::min(Ce, s.t1 - t);
     for (index_t j = j0; j < j1; ++j) {
       w.S = states + (j - j0) * KV;
-      gdr_load_chunk(p, w, s.b, t, c, j, scale);
+      gdr_load_chunk<Arch>(p, w, s.b, t, c, j, scale);
       if (c > 1) {
-        if (j + 1 < j1) {
-          gdr_prefetch(p, s.b, t, c, j + 1);
-        } else if (const index_t cn = std::min(Ce, s.t1 - t - c); cn > 0) {
-          gdr_prefetch(p, s.b, t + c, cn, j0);
+        const index_t jp = j + prefetch_heads;
+        if (jp < j1) {
+          gdr_prefetch(p, s.b, t, c, jp);
+        } else if (const index_t cn = std::min(Ce, s.t1 - t - c); cn > 0 && j0 + (jp - j1) < j1) {
+          gdr_prefetch(p, s.b, t + c, cn, j0 + (jp - j1));
         }
       }
       if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c);
-      for (index_t i = 0; i < c; ++i) linear_detail::store_row(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
+      for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
     }
   }
   for (index_t j = j0; j < j1; ++j) gdr_store_state(out, n_out, j, p.K, p.V, states + (j - j0) * KV, w.Vp);

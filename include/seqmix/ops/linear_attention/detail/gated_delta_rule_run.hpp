@@ -12,8 +12,11 @@
 
 namespace seqmix::delta_detail {
 
-/// auto_ runs the chunk form for sequences at least this long (measured crossover, docs/04b-delta-rules.md).
-inline constexpr index_t gdr_auto_chunk_min = 32;
+/// auto_ runs the chunk form for sequences at least this long whose state has more than
+/// auto_chunk_min_state elements; smaller states (K = V = 64: 16 KiB, L1-resident) recur faster at every
+/// length on AVX2 (measured crossover, docs/04b-delta-rules.md).
+inline constexpr index_t gdr_auto_chunk_min = 64;
+inline constexpr index_t auto_chunk_min_state = 64 * 64;
 
 template <class Backend, class T>
 void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const_state_view h0, state_view ht,
@@ -36,7 +39,8 @@ void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const
       const index_t j0 = gi * G, j1 = std::min(p.HV, j0 + G);
       if (j0 >= j1) return;
       const bool chunked = p.beta && (mode == linear_mode::chunk ||
-                                      (mode == linear_mode::auto_ && s.length() >= gdr_auto_chunk_min));
+                                      (mode == linear_mode::auto_ && s.length() >= gdr_auto_chunk_min &&
+                                                                  p.K * p.V > auto_chunk_min_state));
       gdr_fast_group<Arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
     });
   }

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "../../../core/backend.hpp"
+#include "gated_delta_rule_run.hpp"
 #include "rwkv7_kernels.hpp"
 
 namespace seqmix {
@@ -49,8 +50,9 @@ struct rwkv7_decode_args {
 namespace delta_detail {
 
 inline constexpr index_t rwkv7_default_chunk = 16;
-/// auto_ runs the chunk form for sequences at least this long (docs/04b-delta-rules.md).
-inline constexpr index_t rwkv7_auto_chunk_min = 16;
+/// auto_ runs the chunk form for sequences at least this long with states above auto_chunk_min_state
+/// (docs/04b-delta-rules.md).
+inline constexpr index_t rwkv7_auto_chunk_min = 64;
 
 template <class T>
 rwkv7_problem<T> rwkv7_check_inputs(const check& c, const_view<T, bthk> r, const_view<T, bthk> w,
@@ -110,7 +112,8 @@ void rwkv7_run(const rwkv7_problem<T>& p, const linear_detail::seq_plan& plan, c
       const index_t j0 = gi * G, j1 = std::min(p.H, j0 + G);
       if (j0 >= j1) return;
       const bool chunked =
-          mode == linear_mode::chunk || (mode == linear_mode::auto_ && s.length() >= rwkv7_auto_chunk_min);
+          mode == linear_mode::chunk || (mode == linear_mode::auto_ && s.length() >= rwkv7_auto_chunk_min &&
+                                         p.K * p.V > auto_chunk_min_state);
       rwkv7_fast_group<typename Backend::arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
     });
   }

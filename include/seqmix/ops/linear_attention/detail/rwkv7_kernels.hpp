@@ -57,7 +57,7 @@ struct rwkv7_scratch {
   }
 };
 
-template <class T>
+template <class Arch, class T>
 void rwkv7_load_chunk(const rwkv7_problem<T>& p, rwkv7_scratch& w, index_t bi, index_t t, index_t c, index_t h,
                       float scale) noexcept {
   const index_t K = p.K, Kp = w.Kp;
@@ -66,12 +66,12 @@ void rwkv7_load_chunk(const rwkv7_problem<T>& p, rwkv7_scratch& w, index_t bi, i
   const index_t sb = p.b.template stride<axis::K>(), sv = p.v.template stride<axis::V>();
   for (index_t i = 0; i < c; ++i) {
     const index_t tt = t + i;
-    linear_detail::load_row(p.r.ptr(bi, tt, h, 0), sr, K, w.r + i * Kp, scale);
-    linear_detail::load_row(p.w.ptr(bi, tt, h, 0), sw, K, w.wr + i * Kp);
-    linear_detail::load_row(p.k.ptr(bi, tt, h, 0), sk, K, w.k + i * Kp);
-    linear_detail::load_row(p.a.ptr(bi, tt, h, 0), sa, K, w.a + i * Kp);
-    linear_detail::load_row(p.b.ptr(bi, tt, h, 0), sb, K, w.b + i * Kp);
-    linear_detail::load_row(p.v.ptr(bi, tt, h, 0), sv, p.V, w.v + i * w.Vp);
+    ld_row<Arch>(p.r.ptr(bi, tt, h, 0), sr, K, w.r + i * Kp, scale);
+    ld_row<Arch>(p.w.ptr(bi, tt, h, 0), sw, K, w.wr + i * Kp);
+    ld_row<Arch>(p.k.ptr(bi, tt, h, 0), sk, K, w.k + i * Kp);
+    ld_row<Arch>(p.a.ptr(bi, tt, h, 0), sa, K, w.a + i * Kp);
+    ld_row<Arch>(p.b.ptr(bi, tt, h, 0), sb, K, w.b + i * Kp);
+    ld_row<Arch>(p.v.ptr(bi, tt, h, 0), sv, p.V, w.v + i * w.Vp);
   }
 }
 
@@ -288,16 +288,18 @@ void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& 
     const index_t c = std::min(Ce, s.t1 - t);
     for (index_t h = h0; h < h1; ++h) {
       w.S = states + (h - h0) * KV;
-      rwkv7_load_chunk(p, w, s.b, t, c, h, scale);
+      rwkv7_load_chunk<Arch>(p, w, s.b, t, c, h, scale);
       if (c > 1) {
-        if (h + 1 < h1) {
-          prefetch(t, c, h + 1);
-        } else if (const index_t cn = std::min(Ce, s.t1 - t - c); cn > 0) {
-          prefetch(t + c, cn, h0);
+        // prefetch prefetch_heads ahead (wrapping into the next chunk)
+        const index_t hp = h + prefetch_heads;
+        if (hp < h1) {
+          prefetch(t, c, hp);
+        } else if (const index_t cn = std::min(Ce, s.t1 - t - c); cn > 0 && h0 + (hp - h1) < h1) {
+          prefetch(t + c, cn, h0 + (hp - h1));
         }
       }
       if (!(chunked && rwkv7_chunk_rows<Arch>(w, p.K, c))) rwkv7_recurrent_rows<Arch>(w, p.K, c);
-      for (index_t i = 0; i < c; ++i) linear_detail::store_row(p.o.ptr(s.b, t + i, h, 0), so, p.V, w.o + i * w.Vp);
+      for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, p.V, w.o + i * w.Vp);
     }
   }
   for (index_t h = h0; h < h1; ++h) gdr_store_state(out, n_out, h, p.K, p.V, states + (h - h0) * KV, w.Vp);
