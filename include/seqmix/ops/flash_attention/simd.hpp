@@ -84,7 +84,7 @@ void attention_impl(const attention_args<T>& a, const attention_options& o, simd
                                  arena_bytes<index_t>(block_q) + arena_bytes<float>(8 * Dp);
   ws.reserve(workers, per_worker);
 
-  // Phase 1: pack K (transposed tiles [Dp][block_k]) and V ([block_k][Dvp]) once, as float.
+  // Phase 1: pack K (transposed, panels [block_k/16][Dp][16]) and V ([block_k][Dvp]) once, as float.
   const std::size_t kt_sz = static_cast<std::size_t>(Dp * block_k), v_sz = static_cast<std::size_t>(block_k * Dvp);
   const std::size_t n_all = static_cast<std::size_t>(ntiles * Hkv);
   float* kpack = call_buffer(0, n_all * (kt_sz + v_sz) + n_all);
@@ -316,8 +316,9 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
 
   // Exact merge of the splits: m* = max m_s, l = sum l_s e^{m_s - m*}, acc = sum acc_s e^{m_s - m*};
   // equivalently lse = log sum_s exp(lse_s), o = sum_s exp(lse_s - lse) o_s.
+  // (cheap: B * Hq * Tq * Dv per split, so it runs on the calling thread with worker 0's scratch)
   const index_t ods = a.o.template stride<axis::V>();
-  parallel_for(o.run.executor, B * Hkv, [&](index_t bh, int w) {
+  parallel_for(seq, B * Hkv, [&](index_t bh, int w) {
     const index_t b = bh / Hkv, hk = bh % Hkv;
     const index_t s0 = first_task[static_cast<std::size_t>(b)], s1 = first_task[static_cast<std::size_t>(b + 1)];
     auto pm_of = [&](index_t si) { return parts + static_cast<std::size_t>(si * Hkv + hk) * part; };

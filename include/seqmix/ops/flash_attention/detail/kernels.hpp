@@ -27,6 +27,7 @@ namespace seqmix::detail::fa {
 inline constexpr index_t block_k = 64;  ///< keys per tile (columns of S)
 inline constexpr index_t block_q = 64;  ///< query rows per prefill tile
 inline constexpr index_t row_block = 6; ///< rows per micro-kernel call
+inline constexpr index_t kt_panel = 16; ///< packed K^T is [block_k / 16][Dp][16]: one panel per micro-kernel column block
 
 /// Head dims are padded to a multiple of 8 floats in every packed buffer (zeros in the pad).
 constexpr index_t pad8(index_t n) noexcept { return (n + 7) / 8 * 8; }
@@ -110,8 +111,8 @@ inline void transpose8(const float* SEQMIX_RESTRICT src, index_t lds, float* SEQ
 #endif
 }
 
-/// Packs nk (<= block_k) key rows into Kt [Dp][block_k] (transposed), converting to float; rows d >= D
-/// are zero. Columns >= nk hold unspecified finite-or-not values: the softmax masks them. `row(j)` gives
+/// Packs nk (<= block_k) key rows into Kt, transposed in panels [block_k / 16][Dp][16], converting to
+/// float; rows d >= D are zero. Columns >= nk hold unspecified finite-or-not values: the softmax masks them. `row(j)` gives
 /// a pointer to key j's first element; `dstride` is the element stride along D. `tmp` holds 8 x Dp floats.
 template <class C, class RowFn>
 inline void pack_kt(RowFn row, index_t nk, index_t D, index_t dstride, index_t Dp, float* SEQMIX_RESTRICT kt,
@@ -120,7 +121,8 @@ inline void pack_kt(RowFn row, index_t nk, index_t D, index_t dstride, index_t D
     const index_t nb = std::min<index_t>(8, nk - j0);
     for (index_t u = 0; u < nb; ++u) (void)convert_row<C>(row(j0 + u), D, dstride, 1.0f, tmp + u * Dp, Dp);
     for (index_t u = nb; u < 8; ++u) std::memset(tmp + u * Dp, 0, static_cast<std::size_t>(Dp) * sizeof(float));
-    for (index_t d = 0; d < Dp; d += 8) transpose8(tmp + d, Dp, kt + d * block_k + j0, block_k);
+    float* panel = kt + (j0 / kt_panel) * Dp * kt_panel + j0 % kt_panel;
+    for (index_t d = 0; d < Dp; d += 8) transpose8(tmp + d, Dp, panel + d * kt_panel, kt_panel);
   }
 }
 
@@ -153,17 +155,18 @@ inline void prefetch_rows(RowFn row, index_t n, std::size_t bytes) noexcept {
 template <class A>
 using fbatch = xsimd::batch<float, A>;
 
-/// S[r][c] = sum_d Q[r][d] Kt[d][c] for R rows, all block_k columns. Q rows have stride ldq.
+/// S[r][c] = sum_d Q[r][d] K[c][d] (K packed in panels) for R rows, all block_k columns. Q rows have stride ldq.
 template <class A, int R>
 SEQMIX_ALWAYS_INLINE void qk_rows(const float* SEQMIX_RESTRICT q, index_t ldq, const float* SEQMIX_RESTRICT kt,
                                   index_t Dp, float* SEQMIX_RESTRICT s) noexcept {
   using b = fbatch<A>;
   constexpr index_t W = static_cast<index_t>(b::size);
+  static_assert(2 * W == kt_panel || W == 4, "qk_rows: column blocks must match the K panels");
   for (index_t c = 0; c < block_k; c += 2 * W) {
     b acc[R][2];
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = b(0.0f);
-    const float* kp = kt + c;
-    for (index_t d = 0; d < Dp; ++d, kp += block_k) {
+    const float* kp = kt + (c / kt_panel) * Dp * kt_panel + c % kt_panel;
+    for (index_t d = 0; d < Dp; ++d, kp += kt_panel) {
       const b k0 = b::load_unaligned(kp), k1 = b::load_unaligned(kp + W);
       for (int r = 0; r < R; ++r) {
         const b qb(q[r * ldq + d]);
