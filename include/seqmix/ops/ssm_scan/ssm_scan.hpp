@@ -54,10 +54,10 @@ void check_indices(const check& c, std::string_view name, const V& idx, index_t 
 template <class T>
 void check(const selective_scan_args<T>& a, const selective_scan_options&) {
   const seqmix::check c("selective_scan");
-  c.require(a.u.data() != nullptr, "u is required but was not given");
-  c.require(a.delta.data() != nullptr, "delta is required but was not given");
-  c.require(a.A.data() != nullptr, "A is required but was not given");
-  c.require(a.out.data() != nullptr, "out is required but was not given");
+  c.present("u", a.u);
+  c.present("delta", a.delta);
+  c.present("A", a.A);
+  c.present("out", a.out);
   const auto& u = a.u;
   const index_t Bn = u.template extent<axis::B>(), Dn = u.template extent<axis::D>(), L = u.template extent<axis::L>();
   c.same_extent<axis::B>("delta", a.delta, "u", u);
@@ -112,10 +112,12 @@ void check(const selective_scan_args<T>& a, const selective_scan_options&) {
 template <class T>
 void check(const ssd_args<T>& a, const ssd_options& o) {
   const seqmix::check c("ssd");
-  for (auto [ok, name] : {std::pair{a.x.data() != nullptr, "x"}, std::pair{a.dt.data() != nullptr, "dt"},
-                          std::pair{a.A.data() != nullptr, "A"}, std::pair{a.B.data() != nullptr, "B"},
-                          std::pair{a.C.data() != nullptr, "C"}, std::pair{a.out.data() != nullptr, "out"}})
-    c.require(ok, std::string(name) + " is required but was not given");
+  c.present("x", a.x);
+  c.present("dt", a.dt);
+  c.present("A", a.A);
+  c.present("B", a.B);
+  c.present("C", a.C);
+  c.present("out", a.out);
   const auto& x = a.x;
   const index_t Bn = x.template extent<axis::B>(), L = x.template extent<axis::T>();
   c.same_extent<axis::B>("dt", a.dt, "x", x);
@@ -173,11 +175,13 @@ void check(const ssd_args<T>& a, const ssd_options& o) {
 template <class T>
 void check(const selective_state_update_args<T>& a, const selective_state_update_options& o) {
   const seqmix::check c("selective_state_update");
-  for (auto [ok, name] : {std::pair{a.state.data() != nullptr, "state"}, std::pair{a.x.data() != nullptr, "x"},
-                          std::pair{a.dt.data() != nullptr, "dt"}, std::pair{a.A.data() != nullptr, "A"},
-                          std::pair{a.B.data() != nullptr, "B"}, std::pair{a.C.data() != nullptr, "C"},
-                          std::pair{a.out.data() != nullptr, "out"}})
-    c.require(ok, std::string(name) + " is required but was not given");
+  c.present("state", a.state);
+  c.present("x", a.x);
+  c.present("dt", a.dt);
+  c.present("A", a.A);
+  c.present("B", a.B);
+  c.present("C", a.C);
+  c.present("out", a.out);
   const auto& x = a.x;
   const index_t Bn = x.template extent<axis::B>();
   c.same_extent<axis::B>("dt", a.dt, "x", x);
@@ -224,9 +228,9 @@ void check(const selective_state_update_args<T>& a, const selective_state_update
 template <class T>
 void check(const causal_conv1d_args<T>& a, const causal_conv1d_options&) {
   const seqmix::check c("causal_conv1d");
-  c.require(a.x.data() != nullptr, "x is required but was not given");
-  c.require(a.weight.data() != nullptr, "weight is required but was not given");
-  c.require(a.out.data() != nullptr, "out is required but was not given");
+  c.present("x", a.x);
+  c.present("weight", a.weight);
+  c.present("out", a.out);
   const auto& x = a.x;
   c.same_extent<axis::D>("weight", a.weight, "x", x);
   const index_t W = a.weight.template extent<axis::W>();
@@ -253,10 +257,10 @@ void check(const causal_conv1d_args<T>& a, const causal_conv1d_options&) {
 template <class T>
 void check(const causal_conv1d_update_args<T>& a, const causal_conv1d_options&) {
   const seqmix::check c("causal_conv1d_update");
-  c.require(a.x.data() != nullptr, "x is required but was not given");
-  c.require(a.conv_state.data() != nullptr, "conv_state is required but was not given");
-  c.require(a.weight.data() != nullptr, "weight is required but was not given");
-  c.require(a.out.data() != nullptr, "out is required but was not given");
+  c.present("x", a.x);
+  c.present("conv_state", a.conv_state);
+  c.present("weight", a.weight);
+  c.present("out", a.out);
   const auto& x = a.x;
   const index_t Bn = x.template extent<axis::B>();
   c.same_extent<axis::D>("weight", a.weight, "x", x);

@@ -47,6 +47,23 @@ inline void read_row(const T* src, index_t s, index_t n, float* dst) noexcept {
   for (index_t i = 0; i < n; ++i) dst[i] = to_float(src[i * s]);
 }
 
+/// Prefetches n rows of `bytes` bytes each, `stride` elements apart (rows that a later step reads or
+/// writes with a large stride, which the hardware prefetchers do not follow).
+template <class T>
+inline void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, bool write) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  for (index_t r = 0; r < n; ++r) {
+    const char* row = reinterpret_cast<const char*>(p + r * stride);
+    for (index_t o = 0; o < bytes; o += 64) {
+      if (write) __builtin_prefetch(row + o, 1, 3);
+      else __builtin_prefetch(row + o, 0, 3);
+    }
+  }
+#else
+  (void)p, (void)stride, (void)n, (void)bytes, (void)write;
+#endif
+}
+
 /// Heads per chunked-SSD task: enough tasks for the workers, at most 16 heads sharing one C B^T.
 inline index_t ssd_heads_per_task(index_t HG, index_t tasks_outer, int workers) noexcept {
   const index_t want = std::max<index_t>(1, (2 * workers + tasks_outer - 1) / tasks_outer);
@@ -128,6 +145,16 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
       gemm<A, false>(q, round_up_to(q, 2 * W), N, Cc, N, 1, BcT, Qb, CB, ldm);
 
       for (index_t h = h0; h < h1; ++h) {
+        {  // rows of the next (head, chunk) are 8 KB apart in [B,L,H,P]: fetch them while this head computes
+          const index_t hn = h + 1 < h1 ? h + 1 : h0, cn = h + 1 < h1 ? c0 : c0 + Q;
+          if (cn < sg.t1) {
+            const index_t qn = std::min(Q, sg.t1 - cn);
+            const index_t rb = static_cast<index_t>(sizeof(T)) * P;
+            prefetch_rows(a.x.ptr(b, cn, hn, 0), a.x.template stride<axis::T>(), qn, rb, false);
+            if (a.z) prefetch_rows(a.z.ptr(b, cn, hn, 0), a.z.template stride<axis::T>(), qn, rb, false);
+            prefetch_rows(a.out.ptr(b, cn, hn, 0), a.out.template stride<axis::T>(), qn, rb, true);
+          }
+        }
         float* Sh = S + (h - h0) * N * Pp;
         const bool szero = zero_state[static_cast<std::size_t>(h - h0)] != 0;
         // dt' and cumulative log decay (double, split into float hi + lo for exact differences)
