@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// seqmix/simd/simd.hpp: umbrella for seqmix::vec (batch aliases, math, reductions, converting loads/stores).
+// seqmix/simd/simd.hpp: umbrella for seqmix::vec (batch aliases, math, reductions, converting loads/stores,
+// small-GEMM micro-kernels).
 #pragma once
 
 #include "arch.hpp"
+#include "gemm.hpp"
 #include "load_store.hpp"
 #include "math.hpp"
 #include "reduce.hpp"

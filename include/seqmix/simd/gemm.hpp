@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: Apache-2.0
+// seqmix/simd/gemm.hpp: register-blocked float GEMM for the small tiles of chunked linear attention, SSD and
+// attention: C[M,N] = alpha A[M,K] B[K,N] + beta C, every operand strided (transposes are strides).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "arch.hpp"
+#include "load_store.hpp"
+
+namespace seqmix::vec {
+
+/// Read-only strided matrix: element (i, j) is p[i * rs + j * cs]. A transpose is the same memory with rs
+/// and cs swapped: a row-major [K,M] buffer read as an [M,K] matrix is {p, 1, M}.
+struct const_matrix_ref {
+  const float* p;
+  index_t rs;
+  index_t cs;
+};
+
+/// Writable strided matrix: element (i, j) is p[i * rs + j * cs].
+struct matrix_ref {
+  float* p;
+  index_t rs;
+  index_t cs;
+};
+
+namespace detail {
+
+/// Register tile: MR rows x NR = 2 batches of columns (6 x 16 on AVX2: 12 accumulators, 2 B loads and one
+/// A broadcast per k: 15 of the 16 ymm registers).
+inline constexpr index_t gemm_mr = 6;
+template <class A>
+inline constexpr index_t gemm_nr = 2 * width<A>;
+/// K block: the packed B panel is gemm_kc x NR floats (16 KiB on AVX2), kept in L1 while every row block
+/// of A streams past it.
+inline constexpr index_t gemm_kc = 256;
+
+#if defined(__AVX2__)
+/// In-register 8x8 transpose of r[0..7] (rows) into columns.
+SEQMIX_ALWAYS_INLINE void transpose8(__m256 r[8]) noexcept {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+#endif
+
+/// Packs B[k0 .. k0+kc, j0 .. j0+nr) into dst[kc][NR] (row k holds the NR columns), columns >= nr zeroed.
+template <class A>
+inline void gemm_pack_b(const_matrix_ref b, index_t k0, index_t kc, index_t j0, index_t nr, float* dst) noexcept {
+  constexpr index_t w = width<A>;
+  constexpr index_t nr_max = gemm_nr<A>;
+  const float* base = b.p + k0 * b.rs + j0 * b.cs;
+  if (b.cs == 1) {  // rows of B contiguous: copy (with tails)
+    const index_t n0 = std::min(nr, w), n1 = std::max<index_t>(nr - w, 0);
+    for (index_t k = 0; k < kc; ++k) {
+      const float* src = base + k * b.rs;
+      float* d = dst + k * nr_max;
+      if (nr == nr_max) {
+        vec::store(d, vec::load<A>(src));
+        vec::store(d + w, vec::load<A>(src + w));
+      } else {
+        vec::store(d, vec::load_tail<A>(src, n0));
+        vec::store(d + w, vec::load_tail<A>(src + w, n1));
+      }
+    }
+    return;
+  }
+  index_t j = 0;
+#if defined(__AVX2__)
+  if constexpr (is_avx2<A>) {
+    if (b.rs == 1) {  // B transposed (columns contiguous, e.g. K^T in Q K^T): 8x8 register transposes
+      for (; j + 8 <= nr; j += 8) {
+        index_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          __m256 r[8];
+          for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(base + (j + q) * b.cs + k);
+          transpose8(r);
+          for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (k + q) * nr_max + j, r[q]);
+        }
+        for (; k < kc; ++k)
+          for (index_t q = 0; q < 8; ++q) dst[k * nr_max + j + q] = base[(j + q) * b.cs + k];
+      }
+    }
+  }
+#endif
+  for (index_t k = 0; k < kc; ++k) {  // general strides, and what the transposes left
+    const float* src = base + k * b.rs;
+    float* d = dst + k * nr_max;
+    for (index_t q = j; q < nr; ++q) d[q] = src[q * b.cs];
+    for (index_t q = nr; q < nr_max; ++q) d[q] = 0.0f;
+  }
+}
+
+/// One MR x NR tile: acc = A[i0 .. i0+MR, k-block] * packed B, then C = alpha acc + beta C (C not read when
+/// beta == 0), columns j0 .. j0+nr.
+template <class A, index_t MR>
+SEQMIX_ALWAYS_INLINE void gemm_tile(index_t kc, const float* a, index_t a_rs, index_t a_cs, const float* bp,
+                                    float alpha, float beta, float* c, index_t c_rs, index_t c_cs,
+                                    index_t nr) noexcept {
+  using F = fbatch<A>;
+  constexpr index_t w = width<A>;
+  constexpr index_t nr_max = gemm_nr<A>;
+  F acc0[MR], acc1[MR];
+  for (index_t i = 0; i < MR; ++i) acc0[i] = acc1[i] = F(0.0f);
+  const float* ar[MR];
+  for (index_t i = 0; i < MR; ++i) ar[i] = a + i * a_rs;
+  if (a_cs == 1) {
+    for (index_t k = 0; k < kc; ++k) {
+      const F b0 = F::load_aligned(bp + k * nr_max);
+      const F b1 = F::load_aligned(bp + k * nr_max + w);
+      for (index_t i = 0; i < MR; ++i) {
+        const F ai(ar[i][k]);
+        acc0[i] = xsimd::fma(ai, b0, acc0[i]);
+        acc1[i] = xsimd::fma(ai, b1, acc1[i]);
+      }
+    }
+  } else {
+    for (index_t k = 0; k < kc; ++k) {
+      const F b0 = F::load_aligned(bp + k * nr_max);
+      const F b1 = F::load_aligned(bp + k * nr_max + w);
+      const index_t ko = k * a_cs;
+      for (index_t i = 0; i < MR; ++i) {
+        const F ai(ar[i][ko]);
+        acc0[i] = xsimd::fma(ai, b0, acc0[i]);
+        acc1[i] = xsimd::fma(ai, b1, acc1[i]);
+      }
+    }
+  }
+  const F va(alpha), vb(beta);
+  const index_t n0 = std::min(nr, w), n1 = std::max<index_t>(nr - w, 0);
+  for (index_t i = 0; i < MR; ++i) {
+    float* cr = c + i * c_rs;
+    F v0 = acc0[i] * va, v1 = acc1[i] * va;
+    if (c_cs == 1) {
+      if (nr == nr_max) {
+        if (beta != 0.0f) {
+          v0 = xsimd::fma(vb, vec::load<A>(cr), v0);
+          v1 = xsimd::fma(vb, vec::load<A>(cr + w), v1);
+        }
+        vec::store(cr, v0);
+        vec::store(cr + w, v1);
+      } else {
+        if (beta != 0.0f) {
+          v0 = xsimd::fma(vb, vec::load_tail<A>(cr, n0), v0);
+          v1 = xsimd::fma(vb, vec::load_tail<A>(cr + w, n1), v1);
+        }
+        vec::store_tail(cr, v0, n0);
+        vec::store_tail(cr + w, v1, n1);
+      }
+    } else {
+      if (beta != 0.0f) {
+        v0 = xsimd::fma(vb, vec::load_strided_tail<A>(cr, c_cs, n0), v0);
+        v1 = xsimd::fma(vb, vec::load_strided_tail<A>(cr + w * c_cs, c_cs, n1), v1);
+      }
+      vec::store_strided(cr, c_cs, v0, n0);
+      vec::store_strided(cr + w * c_cs, c_cs, v1, n1);
+    }
+  }
+}
+
+template <class A, index_t MR>
+inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index_t a_cs, const float* bp, float alpha,
+                      float beta, float* c, index_t c_rs, index_t c_cs, index_t nr) noexcept {
+  index_t i = 0;
+  for (; i + MR <= m; i += MR)
+    gemm_tile<A, MR>(kc, a + i * a_rs, a_rs, a_cs, bp, alpha, beta, c + i * c_rs, c_rs, c_cs, nr);
+  const float* at = a + i * a_rs;
+  float* ct = c + i * c_rs;
+  switch (m - i) {  // row tail: one smaller tile
+    case 5:
+      gemm_tile<A, 5>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      break;
+    case 4:
+      gemm_tile<A, 4>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      break;
+    case 3:
+      gemm_tile<A, 3>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      break;
+    case 2:
+      gemm_tile<A, 2>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      break;
+    case 1:
+      gemm_tile<A, 1>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace detail
+
+/// C = alpha A B + beta C for float matrices given as strided refs: A [M,K], B [K,N], C [M,N]. Any strides
+/// (transposes, row slices of bigger tensors, negative); C must not alias A or B. beta == 0 overwrites C
+/// without reading it (NaN in C does not propagate, as in BLAS); K == 0 gives C = beta C.
+/// Fastest when C rows are contiguous (c.cs == 1) and B rows (b.cs == 1) or columns (b.rs == 1) are; A may
+/// be row- or column-major at the same speed. The sum over k runs in order k = 0 .. K-1 for every element
+/// (deterministic, independent of M and N); no allocation (a 16 KiB stack panel), single-threaded: callers
+/// parallelise over heads / chunks.
+/// Shapes: A [M,K], B [K,N], C [M,N]; sized for the tiles of chunked kernels (M, N, K up to a few hundred;
+/// K is blocked by 256). Throws: nothing.
+template <class A = xsimd::default_arch>
+inline void gemm(index_t m, index_t n, index_t k, float alpha, const_matrix_ref a, const_matrix_ref b, float beta,
+                 matrix_ref c) noexcept {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) {
+        float& x = c.p[i * c.rs + j * c.cs];
+        x = beta == 0.0f ? 0.0f : beta * x;
+      }
+    return;
+  }
+  constexpr index_t nr_max = detail::gemm_nr<A>;
+  alignas(64) float panel[detail::gemm_kc * nr_max];  // [kc, NR] packed B
+  for (index_t k0 = 0; k0 < k; k0 += detail::gemm_kc) {
+    const index_t kc = std::min(detail::gemm_kc, k - k0);
+    const float beta_k = k0 == 0 ? beta : 1.0f;
+    const float* ak = a.p + k0 * a.cs;
+    for (index_t j0 = 0; j0 < n; j0 += nr_max) {
+      const index_t nr = std::min(nr_max, n - j0);
+      detail::gemm_pack_b<A>(b, k0, kc, j0, nr, panel);
+      detail::gemm_rows<A, detail::gemm_mr>(m, kc, ak, a.rs, a.cs, panel, alpha, beta_k, c.p + j0 * c.cs, c.rs, c.cs,
+                                            nr);
+    }
+  }
+}
+
+/// Row-major convenience form: C[M,N] (ldc) = alpha op(A) op(B) + beta C, with op(A) = A [M,K] (lda) or,
+/// trans_a, A^T for A stored [K,M]; op(B) = B [K,N] (ldb) or, trans_b, B^T for B stored [N,K] (Q K^T).
+/// Shapes: as gemm. Throws: nothing.
+template <class A = xsimd::default_arch>
+inline void gemm_rm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const float* a,
+                    index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) noexcept {
+  const const_matrix_ref ar = trans_a ? const_matrix_ref{a, 1, lda} : const_matrix_ref{a, lda, 1};
+  const const_matrix_ref br = trans_b ? const_matrix_ref{b, 1, ldb} : const_matrix_ref{b, ldb, 1};
+  vec::gemm<A>(m, n, k, alpha, ar, br, beta, matrix_ref{c, ldc, 1});
+}
+
+}  // namespace seqmix::vec
