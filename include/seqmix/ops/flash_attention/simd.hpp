@@ -84,7 +84,7 @@ void attention_impl(const attention_args<T>& a, const attention_options& o, simd
                                  arena_bytes<index_t>(block_q) + arena_bytes<float>(8 * Dp);
   ws.reserve(workers, per_worker);
 
-  // Phase 1: pack K (transposed, panels [block_k/16][Dp][16]) and V ([block_k][Dvp]) once, as float.
+  // Phase 1: pack K (transposed, panels [block_k/16][Dp][16]) and V (panels [Dvp/16][block_k][16]) once, as float.
   const std::size_t kt_sz = static_cast<std::size_t>(Dp * block_k), v_sz = static_cast<std::size_t>(block_k * Dvp);
   const std::size_t n_all = static_cast<std::size_t>(ntiles * Hkv);
   float* kpack = call_buffer(0, n_all * (kt_sz + v_sz) + n_all);

@@ -126,11 +126,25 @@ inline void pack_kt(RowFn row, index_t nk, index_t D, index_t dstride, index_t D
   }
 }
 
-/// Converts nk value rows into V [block_k][Dvp] (zero pad columns). Returns false if any value is not finite.
+/// Width of V panel p (16, or 8 for the last panel when Dvp % 16 == 8).
+constexpr index_t v_panel_width(index_t Dvp, index_t c) noexcept { return std::min<index_t>(16, Dvp - c / 16 * 16); }
+/// Offset of V element (j, c) in the panel layout [Dvp / 16][block_k][16] (last panel possibly 8 wide).
+constexpr index_t v_offset(index_t Dvp, index_t j, index_t c) noexcept {
+  return c / 16 * block_k * 16 + j * v_panel_width(Dvp, c) + c % 16;
+}
+
+/// Converts nk value rows into V panels [Dvp / 16][block_k][16] (zero pad columns). Returns false if any
+/// value is not finite.
 template <class C, class RowFn>
 inline bool pack_v(RowFn row, index_t nk, index_t Dv, index_t vstride, index_t Dvp, float* SEQMIX_RESTRICT vs) noexcept {
   bool ok = true;
-  for (index_t j = 0; j < nk; ++j) ok &= convert_row<C>(row(j), Dv, vstride, 1.0f, vs + j * Dvp, Dvp);
+  for (index_t j = 0; j < nk; ++j) {
+    const C* p = row(j);
+    for (index_t c = 0; c < Dvp; c += 16) {
+      const index_t n = std::clamp<index_t>(Dv - c, 0, 16);
+      ok &= convert_row<C>(p + c * vstride, n, vstride, 1.0f, vs + v_offset(Dvp, j, c), v_panel_width(Dvp, c));
+    }
+  }
   return ok;
 }
 
@@ -195,7 +209,7 @@ inline void qk_tile(const float* q, index_t ldq, index_t M, const float* kt, ind
   }
 }
 
-/// O[r][:] = alpha[r] O[r][:] + sum_{j < nk} P[r][j] V[j][:] for R rows; C vectors of columns at a time.
+/// O[r][:] = alpha[r] O[r][:] + sum_{j < nk} P[r][j] V[j][:] for R rows (V in panels, see pack_v).
 template <class A, int R>
 SEQMIX_ALWAYS_INLINE void pv_rows(const float* SEQMIX_RESTRICT p, const float* SEQMIX_RESTRICT v, index_t nk,
                                   index_t Dvp, const float* SEQMIX_RESTRICT alpha, float* SEQMIX_RESTRICT o) noexcept {
@@ -209,8 +223,9 @@ SEQMIX_ALWAYS_INLINE void pv_rows(const float* SEQMIX_RESTRICT p, const float* S
       acc[r][0] = b::load_unaligned(o + r * Dvp + c) * al;
       acc[r][1] = b::load_unaligned(o + r * Dvp + c + W) * al;
     }
-    const float* vp = v + c;
-    for (index_t j = 0; j < nk; ++j, vp += Dvp) {
+    const float* vp = v + v_offset(Dvp, 0, c);
+    const index_t ldv = v_panel_width(Dvp, c);
+    for (index_t j = 0; j < nk; ++j, vp += ldv) {
       const b v0 = b::load_unaligned(vp), v1 = b::load_unaligned(vp + W);
       for (int r = 0; r < R; ++r) {
         const b pb(p[r * block_k + j]);
@@ -226,8 +241,9 @@ SEQMIX_ALWAYS_INLINE void pv_rows(const float* SEQMIX_RESTRICT p, const float* S
   for (; c < Dvp; c += W) {
     b acc[R];
     for (int r = 0; r < R; ++r) acc[r] = b::load_unaligned(o + r * Dvp + c) * b(alpha[r]);
-    const float* vp = v + c;
-    for (index_t j = 0; j < nk; ++j, vp += Dvp) {
+    const float* vp = v + v_offset(Dvp, 0, c);
+    const index_t ldv = v_panel_width(Dvp, c);
+    for (index_t j = 0; j < nk; ++j, vp += ldv) {
       const b v0 = b::load_unaligned(vp);
       for (int r = 0; r < R; ++r) acc[r] = xsimd::fma(b(p[r * block_k + j]), v0, acc[r]);
     }
@@ -264,7 +280,7 @@ inline void pv_tile_exact(const float* p, index_t M, const float* v, index_t nk,
       if (pj == 0.0f) continue;
       const b pb(pj);
       for (index_t c = 0; c < Dvp; c += W) {
-        xsimd::fma(pb, b::load_unaligned(v + j * Dvp + c), b::load_unaligned(orow + c)).store_unaligned(orow + c);
+        xsimd::fma(pb, b::load_unaligned(v + v_offset(Dvp, j, c)), b::load_unaligned(orow + c)).store_unaligned(orow + c);
       }
     }
   }
