@@ -5,26 +5,33 @@
 // ---------------------------------------------------------------------------------------------------------
 // How to add an op (one file per family: tools/seqmix-run/ops_<family>.cpp, globbed by CMake)
 // ---------------------------------------------------------------------------------------------------------
+//   #include <seqmix/ops/linear_attention/linear_attention.hpp>
 //   #include "registry.hpp"
-//   #include <seqmix/ops/gla/gla.hpp>
 //   namespace {
 //   using namespace seqmix;
 //   void run_gla(parity::case_context& ctx) {
-//     const auto mode = ctx.mode({"auto", "chunk", "recurrent"});        // first entry = default
-//     const double scale = ctx.option<double>("scale", 0.0);             // typed, finite, with default
-//     ctx.dispatch([&]<class T, class Backend>() {                       // T: float/double/bf16/f16 inputs
-//       using S = parity::state_t<T>;                                    // float (double for the reference)
-//       auto q = ctx.input<T, bthk>("q");                                // [B,T,H,K] required, rank checked
-//       auto gk = ctx.input<T, bthk>("gk");                              // [B,T,H,K]
-//       auto h0 = ctx.optional_input<S, nhkv>("initial_state");          // [N,H,K,V] or empty view
-//       auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-//       auto o = ctx.output<T, bthv>("o", {B, T_, H, V});                // [B,T,H,V] NaN-filled
-//       auto ht = ctx.output<S, nhkv>("final_state", {N, H, K, V});      // [N,H,K,V]
-//       ctx.timed([&] { gla<Backend>(gla_args<T>{q, ..., o, ht}, {.scale = scale, .mode = ...}); });
+//     const std::string mode = ctx.mode({"auto", "chunk", "recurrent"});  // checked; absent -> first entry
+//     const double scale = ctx.required_option<double>("scale");            // a finite number, or an error
+//     ctx.dispatch([&]<class T, class Backend>() {                          // T: float/double/bf16/f16 inputs
+//       auto q = ctx.input<T, bthk>("q");                                   // [B,T,H,K] required, rank checked
+//       auto k = ctx.input<T, bthk>("k");                                   // [B,T,H,K]
+//       auto v = ctx.input<T, bthv>("v");                                   // [B,T,H,V]
+//       auto gk = ctx.input<T, bthk>("gk");                                 // [B,T,H,K]
+//       auto h0 = ctx.optional_input<float, nhkv>("initial_state");         // [N,H,K,V] or empty view
+//       auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1] or empty
+//       const index_t n = cu ? cu.extent<axis::I>() - 1 : q.template extent<axis::B>();
+//       auto o = ctx.output<T, bthv>("o", {B, T_, H, V});                   // [B,T,H,V], NaN-filled
+//       auto ht = ctx.output<float, nhkv>("final_state", {n, H, K, V});     // [N,H,K,V]
+//       ctx.timed([&] {                                                     // the library call alone
+//         gla<Backend>(gla_args<T>{q, k, v, gk, {}, h0, cu, o, ht}, {.scale = float(scale), .mode = ...});
+//       });
 //     });
 //   }
 //   }  // namespace
-//   SEQMIX_RUN_REGISTER("gla", &run_gla, "q k v gk [initial_state] [cu_seqlens] -> o final_state");
+//   SEQMIX_RUN_REGISTER("gla", &run_gla, "q k v gk [B,T,H,K] ([initial_state] [cu_seqlens]) -> o, final_state");
+//
+// Element types: ask for what the op's args struct holds (activations T; states as the family declares them,
+// e.g. float; parity::state_t<T> is float, or double for the reference, for families whose states follow T).
 //
 // Rules the context enforces (each failure is one line on stderr naming the op, the tensor and the problem):
 // - input<U, Layout>(name): missing -> "input q is required but missing"; rank mismatch ->
