@@ -154,7 +154,7 @@ def infer_form(op: str, label_form: str | None) -> str:
     if label_form:
         return label_form
     toks = op.lower().split("_")
-    if any(t in BASELINE_TOKENS for t in toks):
+    if any(b in op.lower() for b in BASELINE_TOKENS):
         return "baseline"
     for t in toks:
         f = FORM_TOKENS.get(t)
@@ -200,14 +200,15 @@ def load_run(folder: pathlib.Path) -> Run:
             lab = dict(kv.split("=", 1) for kv in label.split(";") if "=" in kv)
             form = infer_form(op, lab.get("form"))
             T = int(b.get("T") or 0) or int(args.get("T", 0) or 0)
+            t_arg = "T"
             if T == 0:
                 for k in ("L", "seq", "seq_len", "tq", "Tq", "tk", "Tk", "Tkv", "len", "n_ctx", "ctx", "arg0"):
                     if k in args:
-                        T = int(args[k])
+                        T, t_arg = int(args[k]), k
                         break
             threads = int(b.get("n_threads") or 0) or int(args.get("threads", 0) or 0) or int(b.get("threads", 1))
             shape = lab.get("shape") or ", ".join(f"{k}={v}" for k, v in args.items()
-                                                  if k not in ("T", "threads", "real_time", "process_time"))
+                                                  if k not in (t_arg, "threads", "real_time", "process_time"))
             rec = Rec(program=prog, name=name, op=op, op_key=op_key_of(op, prog), form=form, shape=shape, T=T,
                       threads=threads, ms=b["real_time"] * _unit_ms(b), gflops=b.get("GFLOP/s"),
                       gbs=b.get("GB/s"), tok_s=b.get("tokens/s"), reps=reps, cv=cv)
@@ -299,9 +300,9 @@ def crossover(ta: list[int], ya: list[float], tb: list[int], yb: list[float]) ->
     db = dict(zip(tb, yb))
     d = [math.log(db[t]) - math.log(da[t]) for t in common]  # < 0: b faster
     if all(x < 0 for x in d):
-        return f"faster at every T measured (from {fmt_t(common[0])})", None
+        return f"at every T measured (from {fmt_t(common[0])})", None
     if all(x >= 0 for x in d):
-        return f"not within T <= {fmt_t(common[-1])}", None
+        return f"not up to T = {fmt_t(common[-1])}", None
     # last sign change from slower to faster
     for i in range(len(common) - 1, 0, -1):
         if d[i] < 0 <= d[i - 1]:
@@ -392,18 +393,20 @@ def _log2_x(ax, ts):
 
 
 def plot_time_per_token(run: Run, path: pathlib.Path) -> bool:
+    """Each family: every op and form swept over T (two points or more), all threads solid, 1 thread dashed."""
     plt = _plt()
-    recs = [r for r in run.recs if r.us_per_token and r.T > 0]
-    progs = [p for p in run.programs if any(r.program == p for r in recs)]
+    recs = [r for r in run.recs if r.us_per_token and r.T >= 64 and r.form != "decode"]
+    sm = series_map(recs)
+    top = max_threads(run)
+    swept = {s for s, by_th in sm.items() if any(len(pts) >= 2 for pts in by_th.values())}
+    progs = [p for p in run.programs if any(s[0] == p for s in swept)]
     if not progs:
         return False
-    top = max_threads(run)
-    ncol = min(4, len(progs))
+    ncol = min(3, len(progs))
     nrow = math.ceil(len(progs) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.6 * nrow), squeeze=False)
-    sm = series_map(recs)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.6 * ncol, 6.2 * nrow), squeeze=False)
     for ax, prog in zip(axes.flat, progs):
-        ss = [s for s in sm if s[0] == prog]
+        ss = [s for s in sm if s[0] == prog and s in swept]
         allts = []
         for i, s in enumerate(ss):
             color = f"C{i % 10}"
@@ -414,78 +417,104 @@ def plot_time_per_token(run: Run, path: pathlib.Path) -> bool:
                 if not ts:
                     continue
                 allts += ts
-                lab = f"{s[1]} [{s[2]}]" + (f" {th}t" if top > 1 else "")
-                ax.plot(ts, ys, style, color=color, marker="o" if style == "-" else None, ms=3, lw=1.4 if style == "-" else 1,
-                        label=lab, alpha=1 if style == "-" else 0.6)
+                label = f"{s[1]} [{s[2]}] {s[3]}" if style == "-" or top not in sm[s] else None
+                ax.plot(ts, ys, style, color=color, marker="o" if style == "-" else None, ms=3,
+                        lw=1.4 if style == "-" else 1, label=label, alpha=1 if style == "-" else 0.55)
         _log2_x(ax, allts)
         ax.set_title(prog)
-        ax.set_xlabel("T (tokens; decode: context length)")
+        ax.set_xlabel("T (tokens)")
         ax.set_ylabel("time per token (us)")
-        ax.legend(loc="best")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, fontsize=7, frameon=False)
     for ax in list(axes.flat)[len(progs):]:
         ax.axis("off")
-    fig.suptitle(f"Time per token vs T, each family at its model shape\n(solid: {top} threads, dashed: 1 thread)")
+    fig.suptitle(f"Time per token vs T, every op and form at its model shape "
+                 f"(solid: {top} threads, dashed: 1 thread)" if top > 1 else "Time per token vs T, 1 thread")
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return True
 
 
-def softmax_vs_linear(run: Run, forms: tuple[str, ...], threads: int):
-    """(attention curve key, its curve, [(other key, curve, crossover text, T)])"""
-    cur = best_curves(run, forms, threads)
+def attention_curve(cur: dict) -> tuple | None:
     att = {k: v for k, v in cur.items() if is_attention(k[0], k[1])}
-    lin = {k: v for k, v in cur.items() if not is_attention(k[0], k[1])}
     if not att:
-        return None, None, [(k, v, "softmax attention not benchmarked", None) for k, v in lin.items()]
+        return None
     akey = max(att, key=lambda k: (len(att[k][0]), -sum(att[k][1])))
-    ac = att[akey]
+    return akey, att[akey]
+
+
+def softmax_vs_linear(run: Run, forms: tuple[str, ...], threads: int, min_t: int = 1):
+    """(attention key, attention curve, [(op key, curve, crossover text, T)]) at `threads`. In decode, an op
+    measured at one T only (a recurrent state: cost independent of the context) is drawn flat."""
+    cur = best_curves(run, forms, threads)
+    cur = {k: ([t for t in v[0] if t >= min_t], [y for t, y in zip(v[0], v[1]) if t >= min_t], v[2])
+           for k, v in cur.items()}
+    cur = {k: v for k, v in cur.items() if v[0]}
+    ac = attention_curve(cur)
     res = []
-    for k, v in lin.items():
-        text, t = crossover(ac[0], ac[1], v[0], v[1])
-        res.append((k, v, text, t))
-    return akey, ac, res
+    for k, v in cur.items():
+        if is_attention(k[0], k[1]):
+            continue
+        ts, ys = v[0], v[1]
+        if "decode" in forms and ac and len(set(ts)) == 1:
+            ts, ys = list(ac[1][0]), [ys[0]] * len(ac[1][0])
+            k = (k[0], k[1], k[2] + ", flat: state size fixed")
+        if ac is None:
+            res.append((k, (ts, ys), "softmax attention not benchmarked", None))
+        else:
+            text, t = crossover(ac[1][0], ac[1][1], ts, ys)
+            res.append((k, (ts, ys), text, t))
+    return (ac[0] if ac else None), (ac[1] if ac else None), res
 
 
-def plot_overview(run: Run, path: pathlib.Path, forms: tuple[str, ...], title: str, threads: int) -> list:
+def plot_overview(run: Run, path: pathlib.Path, forms: tuple[str, ...], title: str) -> dict:
+    """One panel per family (columns) and thread count (rows), softmax attention drawn in every panel, the
+    crossover T of each op marked. Returns {threads: [(key, curve, text, T)]}."""
+    top = max_threads(run)
+    rows = [1, top] if top > 1 else [1]
+    min_t = 1 if "decode" in forms else 64
+    per_row = {th: softmax_vs_linear(run, forms, th, min_t) for th in rows}
+    fams = [p for p in run.programs if any(k[0] == p for th in rows for k, *_ in per_row[th][2])]
+    if not fams:
+        return {}
     plt = _plt()
-    akey, ac, res = softmax_vs_linear(run, forms, threads)
-    if not res and akey is None:
-        return []
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
-    allts = []
-    if akey is not None:
-        ax.plot(ac[0], ac[1], "-o", color="black", lw=2.2, ms=4, label=f"softmax attention: {akey[0]}/{akey[1]} ({akey[2]})")
-        allts += ac[0]
-    lines = []
-    for i, (k, v, text, t) in enumerate(res):
-        color = f"C{i % 10}"
-        ax.plot(v[0], v[1], "-o", color=color, ms=3, lw=1.4, label=f"{k[0]}/{k[1]} ({k[2]})")
-        allts += v[0]
-        if t is not None:
-            y = math.exp(_interp_log(ac[0], [math.log(y) for y in ac[1]], t))
-            ax.axvline(t, color=color, ls=":", lw=1)
-            ax.plot([t], [y], marker="X", color=color, ms=9, mec="black")
-            ax.annotate(f"T~{fmt_t(t)}", (t, y), textcoords="offset points", xytext=(5, 8), color=color, fontsize=8,
-                        fontweight="bold")
-        lines.append(f"{k[1]}: {text}")
-    _log2_x(ax, allts)
-    ax.set_xlabel("T (tokens)" if "decode" not in forms else "context length T (tokens)")
-    ax.set_ylabel("time per token (us)")
-    ax.set_title(title + f" ({threads} thread{'s' if threads > 1 else ''}; fastest form of each op)")
-    if akey is not None and lines:
-        box = "where linear/SSM ops overtake softmax attention:\n" + "\n".join(lines[:10])
-    elif lines:
-        box = "softmax attention not benchmarked yet: no crossover"
-    else:
-        box = "only softmax attention benchmarked so far"
-    ax.text(0.0, -0.13, box, transform=ax.transAxes, ha="left", va="top", fontsize=8,
-            bbox=dict(boxstyle="round", fc="#fffbe6", ec="0.7"))
-    ax.legend(loc="upper left", fontsize=7)
+    fig, axes = plt.subplots(len(rows), len(fams), figsize=(4.6 * len(fams), 4.4 * len(rows)), squeeze=False)
+    for ri, th in enumerate(rows):
+        akey, ac, res = per_row[th]
+        for ci, fam in enumerate(fams):
+            ax = axes[ri][ci]
+            allts = []
+            if ac is not None:
+                ax.plot(ac[0], ac[1], "-o", color="black", lw=2.2, ms=4, label=f"softmax attention {akey[1]} ({akey[2]})")
+                allts += ac[0]
+            lines = []
+            mine = [r for r in res if r[0][0] == fam]
+            for i, (k, v, text, t) in enumerate(mine):
+                color = f"C{i % 10}"
+                ax.plot(v[0], v[1], "-o", color=color, ms=3, lw=1.4, label=f"{k[1]} ({k[2]})")
+                allts += v[0]
+                if t is not None and ac is not None:
+                    y = math.exp(_interp_log(ac[0], [math.log(y) for y in ac[1]], t))
+                    ax.plot([t], [y], marker="X", color=color, ms=9, mec="black", zorder=5)
+                    ax.annotate(f"T~{fmt_t(t)}", (t, y), textcoords="offset points", xytext=(4, -12), color=color,
+                                fontsize=8, fontweight="bold")
+                lines.append(f"{k[1]}: {text}")
+            _log2_x(ax, allts)
+            ax.set_title(f"{fam}, {th} thread{'s' if th > 1 else ''}")
+            ax.set_xlabel("context length T (tokens)" if "decode" in forms else "T (tokens)")
+            ax.set_ylabel("time per token (us)")
+            ax.legend(loc="upper left", fontsize=6.5)
+            if ac is not None and lines:
+                box = "overtakes softmax attention:\n" + "\n".join(lines[:8])
+            else:
+                box = "softmax attention not benchmarked yet: no crossover"
+            ax.text(0.0, -0.2, box, transform=ax.transAxes, ha="left", va="top", fontsize=7,
+                    bbox=dict(boxstyle="round", fc="#fffbe6", ec="0.7"))
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
-    return res
+    return {th: per_row[th][2] for th in rows}
 
 
 def _interp_log(ts, logys, t):
@@ -501,7 +530,7 @@ def _interp_log(ts, logys, t):
 def chunk_recurrent_pairs(run: Run, threads: int):
     by: dict[tuple, dict[str, dict[int, Rec]]] = defaultdict(lambda: defaultdict(dict))
     for r in run.recs:
-        if r.form in ("chunk", "recurrent") and r.threads == threads and r.us_per_token and r.T > 0:
+        if r.form in ("chunk", "recurrent") and r.threads == threads and r.us_per_token and r.T >= 64:
             by[(r.program, r.op_key, r.shape)][r.form][r.T] = r
     out = []
     for k, d in by.items():
@@ -550,12 +579,12 @@ def plot_chunk_recurrent(run: Run, path: pathlib.Path) -> list:
 
 
 def plot_roofline(run: Run, summ: Summary, path: pathlib.Path) -> bool:
-    rows = [r for r in summ.rows if r.roof is not None]
+    rows = [r for r in summ.rows if r.roof is not None and r.form != "baseline"]
     if not rows:
         return False
     plt = _plt()
     top = max_threads(run)
-    labels = [f"{r.program}/{r.op} [{r.form}] T={fmt_t(r.T)}" for r in rows]
+    labels = [f"{r.program}/{r.op} [{r.form}] {r.shape} T={fmt_t(r.T)}"[:90] for r in rows]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.4))
     y = list(range(len(rows)))
     h = 0.38
@@ -563,11 +592,12 @@ def plot_roofline(run: Run, summ: Summary, path: pathlib.Path) -> bool:
     ax.barh([i + h / 2 for i in y], [o.roof if o and o.roof else 0 for o in one], h, color="C1", label="1 thread")
     if top > 1:
         ax.barh([i - h / 2 for i in y], [r.roof for r in rows], h, color="C0", label=f"{top} threads")
+    hi = max([r.roof for r in rows] + [o.roof for o in one if o and o.roof])
     for i, r in enumerate(rows):
         x = min(max(r.roof, (one[i].roof or 0) if one[i] else 0), 2.2 if hi > 2.5 else 1e9)
-        ax.text(x + 0.01, i, f"{fmt_pct(r.roof)} ({r.bound})", va="center", fontsize=7)
+        txt = (f"1t {fmt_pct(one[i].roof)} / " if top > 1 and one[i] and one[i].roof else "") + fmt_pct(r.roof)
+        ax.text(x + 0.01, i, f"{txt} ({r.bound})", va="center", fontsize=7)
     ax.axvline(1.0, color="k", lw=1)
-    hi = max([r.roof for r in rows] + [o.roof for o in one if o and o.roof])
     if hi > 2.5:  # cache-resident memory-bound ops can beat DRAM bandwidth many times: clip, the label says it
         ax.set_xlim(0, 2.5)
     ax.set_yticks(y)
@@ -629,7 +659,7 @@ def plot_scaling(run: Run, summ: Summary, path: pathlib.Path) -> bool:
     ax.axvline(0.9 * top, color="k", ls="--", lw=1, label=f"target {0.9 * top:.1f}x")
     ax.axvline(1.0, color="0.5", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{r.program}/{r.op} [{r.form}] T={fmt_t(r.T)}" for r in rows], fontsize=7)
+    ax.set_yticklabels([f"{r.program}/{r.op} [{r.form}] {r.shape} T={fmt_t(r.T)}"[:90] for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(f"speedup, {top} threads over 1 thread (same T)")
     ax.set_title("Thread scaling")
@@ -750,6 +780,38 @@ def summary_table(run: Run, summ: Summary) -> tuple[list[str], list[list[str]], 
     return head, rows, align
 
 
+def crossover_table(run: Run, ov: dict, dv: dict, cr: list):
+    top = max_threads(run)
+    rows: dict[tuple, dict[str, str]] = {}
+    order: list[tuple] = []
+
+    def put(k, col, text):
+        key = (k[0], k[1], k[2].replace(", 1 thread only", "").replace(", flat: state size fixed", ""))
+        if key not in rows:
+            rows[key] = {}
+            order.append(key)
+        rows[key][col] = text
+
+    ths = sorted(ov) or sorted(dv)
+    for th in ths:
+        for k, v, text, t in ov.get(th, []):
+            put(k, f"prefill {th}t", text)
+        for k, v, text, t in dv.get(th, []):
+            put(k, f"decode {th}t", text)
+    for k, c, rr, text, t in cr:
+        put(k, f"chunk > recurrent {top}t", text)
+    if not rows:
+        return None
+    cols = [f"prefill {th}t" for th in ths] + [f"decode {th}t" for th in ths] + [f"chunk > recurrent {top}t"]
+    cols = [c for c in cols if any(c in r for r in rows.values())]
+    pref = {n: i for i, n in enumerate(run.programs)}
+    order.sort(key=lambda k: (pref.get(k[0], 99), k[1], k[2]))
+    head = ["family", "op", "shape"] + [c.replace(" 1t", ", 1 thread").replace(f" {top}t", f", {top} threads")
+                                       for c in cols]
+    body = [[k[0], f"`{k[1]}`", k[2]] + [rows[k].get(c, "-") for c in cols] for k in order]
+    return head, body, ["l", "l", "l"] + ["l"] * len(cols)
+
+
 def build_report(folder: pathlib.Path) -> pathlib.Path:
     folder = pathlib.Path(folder)
     run = load_run(folder)
@@ -765,6 +827,16 @@ def build_report(folder: pathlib.Path) -> pathlib.Path:
     doc.p(f"Run `{folder.name}`: profile **{m.get('profile', '?')}**, commit `{m.get('git', '?')}`, {when}. "
           f"Machine: {cpu or 'unknown CPU'}, {run.context.get('num_cpus', m.get('nproc', '?'))} CPUs"
           + (f"; the whole command took {m['wall_s'] / 60:.1f} min." if m.get("wall_s") else "."))
+    load = m.get("loadavg") or {}
+    ncpu = m.get("nproc") or run.context.get("num_cpus") or 1
+    la = [v for v in (load.get("start"), load.get("end")) if v is not None]
+    if la:
+        busy = max(la) > 0.5 * ncpu
+        doc.p(f"Load average (1 min) at the start / end of the run: "
+              + " / ".join(f"{v:.1f}" for v in la) + f" on {ncpu} CPUs"
+              + (". **The machine was busy with other work**: multi-thread times, speedups and the calibration "
+                 "(hence roofline fractions) are unreliable in this run; compare runs made on a quiet machine."
+                 if busy else "."))
     cal = []
     for th in sorted(set(run.peak_gflops) | set(run.peak_gbs)):
         cal.append(f"{th} thread{'s' if th > 1 else ''}: FMA peak {fmt_num(run.peak_gflops.get(th))} GFLOP/s, "
@@ -782,18 +854,19 @@ def build_report(folder: pathlib.Path) -> pathlib.Path:
             notes.append(f"plot {key} failed: {e}")
     try:
         ov = plot_overview(run, plots / "softmax_vs_linear.png", ("prefill", "chunk", "recurrent", "forward"),
-                           "Prefill: time per token vs T, every family", top)
+                           "Prefill: time per token vs T, each family beside softmax attention (fastest form of each op)")
         made["softmax_vs_linear"] = bool(ov)
     except Exception as e:  # noqa: BLE001
-        ov, made["softmax_vs_linear"] = [], False
+        ov, made["softmax_vs_linear"] = {}, False
         notes.append(f"plot softmax_vs_linear failed: {e}")
     try:
-        dv = plot_overview(run, plots / "decode.png", ("decode",), "Decode: time per new token vs context length", top)
-        made["decode"] = bool(dv) or any(r.form == "decode" for r in run.recs)
-        if not any(r.form == "decode" for r in run.recs):
-            made["decode"] = False
+        dv = {}
+        if any(r.form == "decode" for r in run.recs):
+            dv = plot_overview(run, plots / "decode.png", ("decode",),
+                               "Decode: time per new token vs context length, each family beside attention over a KV cache")
+        made["decode"] = bool(dv)
     except Exception as e:  # noqa: BLE001
-        dv, made["decode"] = [], False
+        dv, made["decode"] = {}, False
         notes.append(f"plot decode failed: {e}")
     try:
         cr = plot_chunk_recurrent(run, plots / "chunk_vs_recurrent.png")
@@ -819,17 +892,12 @@ def build_report(folder: pathlib.Path) -> pathlib.Path:
               "STREAM bandwidth, at the same thread count).")
         head, rows, align = summary_table(run, summ)
         doc.table(head, rows, align)
-    findings = []
-    for k, v, text, t in ov or []:
-        if text != "softmax attention not benchmarked":
-            findings.append(f"prefill: `{k[0]}/{k[1]}` overtakes softmax attention per token: {text}")
-    for k, v, text, t in dv or []:
-        if text != "softmax attention not benchmarked":
-            findings.append(f"decode: `{k[0]}/{k[1]}` per new token beats attention over a KV cache: {text}")
-    for k, c, rr, text, t in cr or []:
-        findings.append(f"chunk vs recurrent, `{k[0]}/{k[1]}` ({k[2]}): chunk form faster {text}")
-    if findings:
-        doc.ul(findings)
+    cross = crossover_table(run, ov or {}, dv or {}, cr or [])
+    if cross:
+        doc.h(3, "Crossovers")
+        doc.p("Where each op overtakes softmax attention per token (prefill, and decode against a KV cache of "
+              "length T), and where its chunk form overtakes its recurrent form; from the plots below.")
+        doc.table(*cross)
     present = [p for p in run.programs if p != "calibration"]
     progs = m.get("programs", {})
     absent = [n.removeprefix("bench_") for n, s in progs.items() if not s.get("ok") and n != "bench_calibration"]

@@ -139,6 +139,7 @@ def run_suite(args) -> pathlib.Path:
     build = pathlib.Path(args.build_dir)
     jobs = args.jobs or os.cpu_count() or 2
 
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     srcs = discover_sources()
     names = [s.stem for s in srcs]
     log(f"== seqmix benchmarks, profile '{args.profile}' (T up to {prof['max_t']}, min_time {prof['min_time']} s, "
@@ -241,7 +242,8 @@ def run_suite(args) -> pathlib.Path:
     shutil.rmtree(tmpdir, ignore_errors=True)
 
     # one Google Benchmark JSON per program (the compare mode and report read these), plus the manifest
-    manifest = {"profile": args.profile, "settings": prof, "stamp": stamp, "started": start,
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    manifest = {"profile": args.profile, "loadavg": {"start": load_start, "end": load_end}, "settings": prof, "stamp": stamp, "started": start,
                 "wall_s": None, "git": git_describe(), "nproc": os.cpu_count(), "cpu": cpu_model(),
                 "programs": {}}
     for n, rec in per_prog.items():
