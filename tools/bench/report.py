@@ -184,6 +184,8 @@ def load_run(folder: pathlib.Path) -> Run:
         if prog == "calibration":  # ceilings: the best of the measurements (load only ever lowers them)
             best: dict[str, dict] = {}
             for b in bench:
+                if b.get("run_type", "iteration") != "iteration":
+                    continue
                 rn = b.get("run_name", b["name"])
                 if rn not in best or b["real_time"] * _unit_ms(b) < best[rn]["real_time"] * _unit_ms(best[rn]):
                     best[rn] = b
