@@ -110,7 +110,7 @@ inline void gemm_pack_b(const_matrix_ref b, index_t k0, index_t kc, index_t j0, 
 /// beta == 0), columns j0 .. j0+nr.
 template <class A, index_t MR>
 SEQMIX_ALWAYS_INLINE void gemm_tile(index_t kc, const float* a, index_t a_rs, index_t a_cs, const float* bp,
-                                    float alpha, float beta, float* c, index_t c_rs, index_t c_cs,
+                                    index_t b_rs, float alpha, float beta, float* c, index_t c_rs, index_t c_cs,
                                     index_t nr) noexcept {
   using F = fbatch<A>;
   constexpr index_t w = width<A>;
@@ -121,8 +121,8 @@ SEQMIX_ALWAYS_INLINE void gemm_tile(index_t kc, const float* a, index_t a_rs, in
   for (index_t i = 0; i < MR; ++i) ar[i] = a + i * a_rs;
   if (a_cs == 1) {
     for (index_t k = 0; k < kc; ++k) {
-      const F b0 = F::load_aligned(bp + k * nr_max);
-      const F b1 = F::load_aligned(bp + k * nr_max + w);
+      const F b0 = F::load_unaligned(bp + k * b_rs);
+      const F b1 = F::load_unaligned(bp + k * b_rs + w);
       for (index_t i = 0; i < MR; ++i) {
         const F ai(ar[i][k]);
         acc0[i] = xsimd::fma(ai, b0, acc0[i]);
@@ -131,8 +131,8 @@ SEQMIX_ALWAYS_INLINE void gemm_tile(index_t kc, const float* a, index_t a_rs, in
     }
   } else {
     for (index_t k = 0; k < kc; ++k) {
-      const F b0 = F::load_aligned(bp + k * nr_max);
-      const F b1 = F::load_aligned(bp + k * nr_max + w);
+      const F b0 = F::load_unaligned(bp + k * b_rs);
+      const F b1 = F::load_unaligned(bp + k * b_rs + w);
       const index_t ko = k * a_cs;
       for (index_t i = 0; i < MR; ++i) {
         const F ai(ar[i][ko]);
@@ -174,28 +174,28 @@ SEQMIX_ALWAYS_INLINE void gemm_tile(index_t kc, const float* a, index_t a_rs, in
 }
 
 template <class A, index_t MR>
-inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index_t a_cs, const float* bp, float alpha,
-                      float beta, float* c, index_t c_rs, index_t c_cs, index_t nr) noexcept {
+inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index_t a_cs, const float* bp, index_t b_rs,
+                      float alpha, float beta, float* c, index_t c_rs, index_t c_cs, index_t nr) noexcept {
   index_t i = 0;
   for (; i + MR <= m; i += MR)
-    gemm_tile<A, MR>(kc, a + i * a_rs, a_rs, a_cs, bp, alpha, beta, c + i * c_rs, c_rs, c_cs, nr);
+    gemm_tile<A, MR>(kc, a + i * a_rs, a_rs, a_cs, bp, b_rs, alpha, beta, c + i * c_rs, c_rs, c_cs, nr);
   const float* at = a + i * a_rs;
   float* ct = c + i * c_rs;
   switch (m - i) {  // row tail: one smaller tile
     case 5:
-      gemm_tile<A, 5>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      gemm_tile<A, 5>(kc, at, a_rs, a_cs, bp, b_rs, alpha, beta, ct, c_rs, c_cs, nr);
       break;
     case 4:
-      gemm_tile<A, 4>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      gemm_tile<A, 4>(kc, at, a_rs, a_cs, bp, b_rs, alpha, beta, ct, c_rs, c_cs, nr);
       break;
     case 3:
-      gemm_tile<A, 3>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      gemm_tile<A, 3>(kc, at, a_rs, a_cs, bp, b_rs, alpha, beta, ct, c_rs, c_cs, nr);
       break;
     case 2:
-      gemm_tile<A, 2>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      gemm_tile<A, 2>(kc, at, a_rs, a_cs, bp, b_rs, alpha, beta, ct, c_rs, c_cs, nr);
       break;
     case 1:
-      gemm_tile<A, 1>(kc, at, a_rs, a_cs, bp, alpha, beta, ct, c_rs, c_cs, nr);
+      gemm_tile<A, 1>(kc, at, a_rs, a_cs, bp, b_rs, alpha, beta, ct, c_rs, c_cs, nr);
       break;
     default:
       break;
@@ -207,8 +207,8 @@ inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index
 /// C = alpha A B + beta C for float matrices given as strided refs: A [M,K], B [K,N], C [M,N]. Any strides
 /// (transposes, row slices of bigger tensors, negative); C must not alias A or B. beta == 0 overwrites C
 /// without reading it (NaN in C does not propagate, as in BLAS); K == 0 gives C = beta C.
-/// Fastest when C rows are contiguous (c.cs == 1) and B rows (b.cs == 1) or columns (b.rs == 1) are; A may
-/// be row- or column-major at the same speed. The sum over k runs in order k = 0 .. K-1 for every element
+/// Fastest when C rows are contiguous (c.cs == 1) and B rows (b.cs == 1: read in place) or columns
+/// (b.rs == 1: packed with 8x8 transposes) are; A may be row- or column-major at the same speed. The sum over k runs in order k = 0 .. K-1 for every element
 /// (deterministic, independent of M and N); no allocation (a 16 KiB stack panel), single-threaded: callers
 /// parallelise over heads / chunks.
 /// Shapes: A [M,K], B [K,N], C [M,N]; sized for the tiles of chunked kernels (M, N, K up to a few hundred;
@@ -233,8 +233,15 @@ inline void gemm(index_t m, index_t n, index_t k, float alpha, const_matrix_ref 
     const float* ak = a.p + k0 * a.cs;
     for (index_t j0 = 0; j0 < n; j0 += nr_max) {
       const index_t nr = std::min(nr_max, n - j0);
-      detail::gemm_pack_b<A>(b, k0, kc, j0, nr, panel);
-      detail::gemm_rows<A, detail::gemm_mr>(m, kc, ak, a.rs, a.cs, panel, alpha, beta_k, c.p + j0 * c.cs, c.rs, c.cs,
+      const float* bp = panel;
+      index_t b_rs = nr_max;
+      if (b.cs == 1 && nr == nr_max) {  // full panel of contiguous B rows: read B in place
+        bp = b.p + k0 * b.rs + j0;
+        b_rs = b.rs;
+      } else {
+        detail::gemm_pack_b<A>(b, k0, kc, j0, nr, panel);
+      }
+      detail::gemm_rows<A, detail::gemm_mr>(m, kc, ak, a.rs, a.cs, bp, b_rs, alpha, beta_k, c.p + j0 * c.cs, c.rs, c.cs,
                                             nr);
     }
   }
