@@ -5,6 +5,7 @@
 #include <seqmix/ops/linear_attention/detail/gated_delta_rule.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "support/support.hpp"
@@ -482,4 +483,24 @@ TEST_CASE("delta_rule: decode steps == prefill; shape errors name the tensor", "
                               {.chunk_size = 48});
   };
   REQUIRE_THROWS_AS(run_chunk48(), seqmix::shape_error);
+}
+
+TEST_CASE("gated_delta_rule: T = 64k stays finite and matches the reference", "[gated_delta_rule][long]") {
+  gdn_case c{.B = 1, .T = 65536, .H = 1, .HV = 1, .K = 16, .V = 16, .gt = gate::scalar, .h0 = true, .l2 = true,
+             .gmin = -0.05};
+  gdn_inputs<float> in(c, 1300);
+  const auto ref = gdn_reference(in);
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) gdn_check_fast(in, ref, m, 64);
+}
+
+TEST_CASE("gated_delta_rule: a NaN input reaches only the outputs the reference puts it in", "[gated_delta_rule][nan]") {
+  for (gate gt : {gate::scalar, gate::key}) {
+    gdn_case c{.B = 2, .T = 70, .H = 2, .HV = 2, .K = 16, .V = 16, .gt = gt, .h0 = true, .l2 = true};
+    gdn_inputs<float> in(c, 1400);
+    in.v.view()(0, 37, 1, 3) = std::numeric_limits<float>::quiet_NaN();  // one value: row 37, head 1, column 3
+    const auto ref = gdn_reference(in);
+    REQUIRE(std::isnan(ref.o_ref.cview()(0, 40, 1, 3)));
+    REQUIRE(!std::isnan(ref.o_ref.cview()(0, 36, 1, 3)));
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) gdn_check_fast(in, ref, m, 64);
+  }
 }

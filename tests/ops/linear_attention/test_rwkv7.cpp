@@ -4,6 +4,7 @@
 #include <seqmix/ops/linear_attention/detail/rwkv7.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "support/support.hpp"
@@ -300,4 +301,21 @@ TEST_CASE("rwkv7: varlen == separate calls; errors name the tensor", "[rwkv7][va
   } catch (const seqmix::shape_error& e) {
     REQUIRE(std::string(e.what()).find("seqmix::rwkv7: b.extent(K) = 17, expected 16") != std::string::npos);
   }
+}
+
+TEST_CASE("rwkv7: T = 64k stays finite and matches the reference", "[rwkv7][long]") {
+  rw_case c{.B = 1, .T = 65536, .H = 1, .K = 16, .V = 16};
+  rw_inputs<float> in(c, 70);
+  const auto ref = rw_reference(in);
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) rw_check(in, ref, m, 16);
+}
+
+TEST_CASE("rwkv7: a NaN input reaches only the outputs the reference puts it in", "[rwkv7][nan]") {
+  rw_case c{.B = 2, .T = 70, .H = 2, .K = 16, .V = 16};
+  rw_inputs<float> in(c, 80);
+  in.v.view()(1, 21, 0, 5) = std::numeric_limits<float>::quiet_NaN();
+  const auto ref = rw_reference(in);
+  REQUIRE(std::isnan(ref.o.cview()(1, 30, 0, 5)));
+  REQUIRE(!std::isnan(ref.o.cview()(1, 20, 0, 5)));
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) rw_check(in, ref, m, 16);
 }

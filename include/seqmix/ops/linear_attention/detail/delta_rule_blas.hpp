@@ -81,15 +81,30 @@ inline void sgemm(index_t M, index_t N, index_t kd, const float* a, index_t lda,
   for (; n + W <= N; n += W) sgemm_rows<1, TransA, Acc, Arch>(M, kd, a, lda, b + n, ldb, c + n, ldc);
 }
 
-/// C (+)= A B with A lower triangular (M x M, diagonal included): row block [i0, i0 + m) reads only the
-/// first i0 + m rows of B. N a multiple of the batch width.
+/// C (+)= A B with A lower triangular (M x M, diagonal included): the rectangle left of each row block is
+/// one GEMM, the diagonal block is row axpys that never touch B rows past the diagonal (so a NaN in a later
+/// row of B cannot reach an earlier row of C through a 0 * NaN). N a multiple of the batch width.
 template <bool Acc, class Arch>
 inline void sgemm_tril_a(index_t M, index_t N, const float* a, index_t lda, const float* b, index_t ldb, float* c,
                          index_t ldc) noexcept {
-  constexpr index_t MB = 12;
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  constexpr index_t MB = 8;
   for (index_t i0 = 0; i0 < M; i0 += MB) {
     const index_t m = std::min(MB, M - i0);
-    sgemm<false, Acc, Arch>(m, N, i0 + m, a + i0 * lda, lda, b, ldb, c + i0 * ldc, ldc);
+    if (i0 > 0) {
+      sgemm<false, Acc, Arch>(m, N, i0, a + i0 * lda, lda, b, ldb, c + i0 * ldc, ldc);
+    } else if constexpr (!Acc) {
+      for (index_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+    }
+    for (index_t i = i0; i < i0 + m; ++i) {
+      float* ci = c + i * ldc;
+      for (index_t x = 0; x < N; x += W) {
+        bt acc = bt::load_unaligned(ci + x);
+        for (index_t j = i0; j <= i; ++j) acc = xsimd::fma(bt(a[i * lda + j]), bt::load_unaligned(b + j * ldb + x), acc);
+        acc.store_unaligned(ci + x);
+      }
+    }
   }
 }
 
