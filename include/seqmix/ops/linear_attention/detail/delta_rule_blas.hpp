@@ -122,6 +122,16 @@ inline void sgemm_tril_c(index_t M, index_t N, index_t kd, const float* a, index
   }
 }
 
+/// Smallest lane of a batch.
+template <class Arch>
+SEQMIX_ALWAYS_INLINE float lane_min(const xsimd::batch<float, Arch>& x) noexcept {
+  alignas(64) float t[xsimd::batch<float, Arch>::size];
+  x.store_aligned(t);
+  float m = t[0];
+  for (std::size_t i = 1; i < xsimd::batch<float, Arch>::size; ++i) m = std::min(m, t[i]);
+  return m;
+}
+
 /// x[i] = exp(x[i]) for i < n.
 template <class Arch>
 SEQMIX_ALWAYS_INLINE void exp_inplace(float* x, index_t n) noexcept {

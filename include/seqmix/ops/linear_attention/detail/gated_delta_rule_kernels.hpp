@@ -219,8 +219,9 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noex
   constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
   const bool gated = p.has_gate();
+  using bt = xsimd::batch<float, Arch>;
   float* sig = w.t2;
-  std::fill(sig, sig + K, 1.0f);
+  std::fill(sig, sig + Kp, 1.0f);
   for (index_t i = 0; i < c; ++i) {
     const float* k = w.k + i * Kp;
     const float* q = w.q + i * Kp;
@@ -229,32 +230,34 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noex
     float* ku = w.t3;
     float* qd = w.t4;
     if (p.gk) {
-      std::copy(w.gkr + i * Kp, w.gkr + i * Kp + K, d);
-      exp_inplace<Arch>(d, K);
+      std::copy(w.gkr + i * Kp, w.gkr + (i + 1) * Kp, d);  // padding 0 -> decay 1
+      exp_inplace<Arch>(d, Kp);
     } else {
       const float e = p.g ? std::exp(w.graw[i]) : 1.0f;
-      std::fill(d, d + K, e);
+      std::fill(d, d + Kp, e);
     }
     bool lazy = gated && c > 1;
     if (lazy) {
-      float mn = 1.0f, dmn = 1.0f;
-      for (index_t a = 0; a < K; ++a) {
-        mn = std::min(mn, d[a] * sig[a]);
-        dmn = std::min(dmn, d[a]);
+      bt mn(1.0f), dmn(1.0f);
+      for (index_t a = 0; a < Kp; a += W) {
+        const bt da = bt::load_unaligned(d + a);
+        mn = xsimd::min(mn, da * bt::load_unaligned(sig + a));
+        dmn = xsimd::min(dmn, da);
       }
-      if (!(mn >= lazy_decay_floor)) {
+      if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) {
         materialize_decay<Arch>(w.S, sig, K, Vp);
-        lazy = dmn >= lazy_decay_floor;
+        lazy = lane_min<Arch>(dmn) >= lazy_decay_floor;
       }
     }
     const float* betav = p.beta ? nullptr : w.betav + i * Vp;
     if (lazy) {
-      for (index_t a = 0; a < K; ++a) {
-        const float s2 = sig[a] * d[a];
-        sig[a] = s2;
-        kd[a] = s2 * k[a];
-        ku[a] = k[a] / s2;
-        qd[a] = s2 * q[a];
+      for (index_t a = 0; a < Kp; a += W) {
+        const bt s2 = bt::load_unaligned(sig + a) * bt::load_unaligned(d + a);
+        s2.store_unaligned(sig + a);
+        const bt ka = bt::load_unaligned(k + a);
+        (s2 * ka).store_unaligned(kd + a);
+        (ka / s2).store_unaligned(ku + a);
+        (s2 * bt::load_unaligned(q + a)).store_unaligned(qd + a);
       }
       index_t c0 = 0;
       for (; c0 + 4 * W <= Vp; c0 += 4 * W)

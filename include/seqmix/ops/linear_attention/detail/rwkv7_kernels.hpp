@@ -122,34 +122,37 @@ void rwkv7_recurrent_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
   const index_t Kp = w.Kp, Vp = w.Vp;
   float* sig = w.R;  // row scales (R is free outside the chunk form)
   float *as = w.eR, *bs = w.emR, *ks = w.t1, *rs = w.X;
-  std::fill(sig, sig + K, 1.0f);
+  using bt = xsimd::batch<float, Arch>;
+  std::fill(sig, sig + Kp, 1.0f);
   for (index_t i = 0; i < c; ++i) {
-    std::copy(w.wr + i * Kp, w.wr + i * Kp + K, w.d);
-    exp_inplace<Arch>(w.d, K);
+    std::copy(w.wr + i * Kp, w.wr + (i + 1) * Kp, w.d);  // padding 0 -> decay 1
+    exp_inplace<Arch>(w.d, Kp);
     const float *a = w.a + i * Kp, *b = w.b + i * Kp, *k = w.k + i * Kp, *r = w.r + i * Kp, *v = w.v + i * Vp;
     float* o = w.o + i * Vp;
     bool lazy = c > 1;
     if (lazy) {
-      float mn = 1.0f, dmn = 1.0f;
-      for (index_t x = 0; x < K; ++x) {
-        mn = std::min(mn, w.d[x] * sig[x]);
-        dmn = std::min(dmn, w.d[x]);
+      bt mn(1.0f), dmn(1.0f);
+      for (index_t x = 0; x < Kp; x += W) {
+        const bt dx = bt::load_unaligned(w.d + x);
+        mn = xsimd::min(mn, dx * bt::load_unaligned(sig + x));
+        dmn = xsimd::min(dmn, dx);
       }
-      if (!(mn >= lazy_decay_floor)) {
+      if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) {
         materialize_decay<Arch>(w.S, sig, K, Vp);
-        lazy = dmn >= lazy_decay_floor;
+        lazy = lane_min<Arch>(dmn) >= lazy_decay_floor;
       }
     }
     index_t c0 = 0;
     if (lazy) {
-      for (index_t x = 0; x < K; ++x) {
-        as[x] = sig[x] * a[x];  // the a-term sees the undecayed state
-        const float s2 = sig[x] * w.d[x];
-        sig[x] = s2;
-        const float inv = 1.0f / s2;
-        bs[x] = b[x] * inv;
-        ks[x] = k[x] * inv;
-        rs[x] = s2 * r[x];
+      for (index_t x = 0; x < Kp; x += W) {
+        const bt s1 = bt::load_unaligned(sig + x);
+        (s1 * bt::load_unaligned(a + x)).store_unaligned(as + x);  // the a-term sees the undecayed state
+        const bt s2 = s1 * bt::load_unaligned(w.d + x);
+        s2.store_unaligned(sig + x);
+        const bt inv = bt(1.0f) / s2;
+        (bt::load_unaligned(b + x) * inv).store_unaligned(bs + x);
+        (bt::load_unaligned(k + x) * inv).store_unaligned(ks + x);
+        (s2 * bt::load_unaligned(r + x)).store_unaligned(rs + x);
       }
       for (; c0 + 4 * W <= Vp; c0 += 4 * W) rwkv7_step_block<4, true, Arch>(K, Vp, w.S, w.d, as, bs, ks, rs, v, o, c0);
       for (; c0 < Vp; c0 += W) rwkv7_step_block<1, true, Arch>(K, Vp, w.S, w.d, as, bs, ks, rs, v, o, c0);
