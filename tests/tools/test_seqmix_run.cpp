@@ -72,7 +72,8 @@ struct scratch_dir {
   fs::path path;
   scratch_dir() {
     static int counter = 0;
-    path = fs::temp_directory_path() / ("seqmix_run_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    path =
+        fs::temp_directory_path() / ("seqmix_run_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     fs::create_directories(path);
   }
   ~scratch_dir() {
@@ -87,15 +88,22 @@ struct scratch_dir {
 enum class file_dtype { f2, f4, f8, i4, i8 };
 const char* descr_of(file_dtype d) {
   switch (d) {
-    case file_dtype::f2: return "<f2";
-    case file_dtype::f4: return "<f4";
-    case file_dtype::f8: return "<f8";
-    case file_dtype::i4: return "<i4";
-    case file_dtype::i8: return "<i8";
+    case file_dtype::f2:
+      return "<f2";
+    case file_dtype::f4:
+      return "<f4";
+    case file_dtype::f8:
+      return "<f8";
+    case file_dtype::i4:
+      return "<i4";
+    case file_dtype::i8:
+      return "<i8";
   }
   return "";
 }
-bool is_int(file_dtype d) { return d == file_dtype::i4 || d == file_dtype::i8; }
+bool is_int(file_dtype d) {
+  return d == file_dtype::i4 || d == file_dtype::i8;
+}
 
 template <class U>
 void append_le(std::string& s, U v) {
@@ -119,7 +127,8 @@ std::uint16_t half_bits(double v) {
 
 std::string header_dict(const std::string& descr, bool fortran, const std::vector<index_t>& shape) {
   std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    s += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
   s += ")";
   return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': " + s + ", }";
 }
@@ -133,8 +142,10 @@ std::string npy_file(const std::string& dict, const std::string& data, int major
   std::string f = "\x93NUMPY";
   f += static_cast<char>(major);
   f += '\0';
-  if (major == 1) append_le<std::uint16_t>(f, static_cast<std::uint16_t>(h.size()));
-  else append_le<std::uint32_t>(f, static_cast<std::uint32_t>(h.size()));
+  if (major == 1)
+    append_le<std::uint16_t>(f, static_cast<std::uint16_t>(h.size()));
+  else
+    append_le<std::uint32_t>(f, static_cast<std::uint32_t>(h.size()));
   return f + h + data;
 }
 
@@ -160,11 +171,21 @@ std::string npy_of(const std::vector<index_t>& shape, const std::vector<double>&
   std::string data;
   for (double v : stored) {
     switch (d) {
-      case file_dtype::f2: append_le<std::uint16_t>(data, half_bits(v)); break;
-      case file_dtype::f4: append_le<float>(data, static_cast<float>(v)); break;
-      case file_dtype::f8: append_le<double>(data, v); break;
-      case file_dtype::i4: append_le<std::int32_t>(data, static_cast<std::int32_t>(v)); break;
-      case file_dtype::i8: append_le<std::int64_t>(data, static_cast<std::int64_t>(v)); break;
+      case file_dtype::f2:
+        append_le<std::uint16_t>(data, half_bits(v));
+        break;
+      case file_dtype::f4:
+        append_le<float>(data, static_cast<float>(v));
+        break;
+      case file_dtype::f8:
+        append_le<double>(data, v);
+        break;
+      case file_dtype::i4:
+        append_le<std::int32_t>(data, static_cast<std::int32_t>(v));
+        break;
+      case file_dtype::i8:
+        append_le<std::int64_t>(data, static_cast<std::int64_t>(v));
+        break;
     }
   }
   return npy_file(header_dict(descr_of(d), fortran, shape), data, major);
@@ -182,7 +203,8 @@ std::pair<std::vector<index_t>, std::vector<float>> read_f32(const fs::path& p) 
   REQUIRE(f.size() >= 10);
   REQUIRE(f.compare(0, 6, "\x93NUMPY") == 0);
   REQUIRE(f[6] == 1);
-  const std::size_t hlen = static_cast<unsigned char>(f[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(f[9])) << 8);
+  const std::size_t hlen =
+      static_cast<unsigned char>(f[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(f[9])) << 8);
   REQUIRE((10 + hlen) % 64 == 0);
   const std::string h = f.substr(10, hlen);
   REQUIRE(h.find("'descr': '<f4'") != std::string::npos);
@@ -204,7 +226,9 @@ std::pair<std::vector<index_t>, std::vector<float>> read_f32(const fs::path& p) 
   return {shape, v};
 }
 
-void write_case(const fs::path& p, const nlohmann::json& j) { put(p, j.dump(2)); }
+void write_case(const fs::path& p, const nlohmann::json& j) {
+  put(p, j.dump(2));
+}
 
 /// x rounded to nearest even with p significant bits (normal range): bf16 p = 8, f16 p = 11, float p = 24.
 double round_bits(double x, int p) {
@@ -240,8 +264,8 @@ double rel_error(const std::vector<float>& out, const std::vector<double>& ref) 
 }
 
 /// Independent EMA in double: h = a h + (1 - a) x; y = x + h.
-void ema_reference(const std::vector<double>& x, const std::vector<double>& a, const std::vector<double>& h0, index_t nb,
-                   index_t nt, index_t nd, std::vector<double>& y, std::vector<double>& h) {
+void ema_reference(const std::vector<double>& x, const std::vector<double>& a, const std::vector<double>& h0,
+                   index_t nb, index_t nt, index_t nd, std::vector<double>& y, std::vector<double>& h) {
   y.assign(x.size(), 0);
   h = h0.empty() ? std::vector<double>(static_cast<std::size_t>(nb * nd), 0.0) : h0;
   for (index_t b = 0; b < nb; ++b)
@@ -272,7 +296,8 @@ TEST_CASE("seqmix-run: --list prints every op with its signature", "[tools][seqm
   std::string line;
   bool ema = false, ema_update = false, identity = false;
   while (std::getline(ss, line)) {
-    if (line.rfind("ema ", 0) == 0) ema = line.find("x [B,T,D]") != std::string::npos && line.find("->") != std::string::npos;
+    if (line.rfind("ema ", 0) == 0)
+      ema = line.find("x [B,T,D]") != std::string::npos && line.find("->") != std::string::npos;
     if (line.rfind("ema_update ", 0) == 0) ema_update = line.find("state [B,D]") != std::string::npos;
     if (line.rfind("identity ", 0) == 0) identity = line.find("->") != std::string::npos;
   }
@@ -292,10 +317,8 @@ TEST_CASE("seqmix-run: ema agrees with an independent float64 EMA", "[tools][seq
     const char* dtype;
   };
   const shape_case cases[] = {
-      {1, 1, 1, file_dtype::f4, false, 1, false, "float32"},
-      {2, 7, 5, file_dtype::f8, true, 2, true, "float32"},
-      {3, 40, 9, file_dtype::f4, true, 3, true, "float64"},
-      {2, 13, 6, file_dtype::f8, false, 1, true, "bfloat16"},
+      {1, 1, 1, file_dtype::f4, false, 1, false, "float32"}, {2, 7, 5, file_dtype::f8, true, 2, true, "float32"},
+      {3, 40, 9, file_dtype::f4, true, 3, true, "float64"},  {2, 13, 6, file_dtype::f8, false, 1, true, "bfloat16"},
       {1, 9, 3, file_dtype::f2, true, 2, false, "float16"},
   };
   for (const auto& c : cases) {
@@ -360,20 +383,23 @@ TEST_CASE("seqmix-run: every file dtype, order and format version reads exactly"
           for (index_t e : shape) n *= e;
           std::vector<double> x(static_cast<std::size_t>(n));
           for (auto& v : x) {
-            if (fd == file_dtype::f2) v = static_cast<double>(r.integer(-400, 400)) / 64;  // exact in f16
-            else if (is_int(fd)) v = static_cast<double>(r.integer(-100000, 100000));
-            else v = r.uniform(-1, 1) * std::ldexp(1.0, static_cast<int>(r.integer(-6, 6)));  // within f16 range
-            if (fd == file_dtype::f4) v = static_cast<float>(v);  // what the file holds
+            if (fd == file_dtype::f2)
+              v = static_cast<double>(r.integer(-400, 400)) / 64;  // exact in f16
+            else if (is_int(fd))
+              v = static_cast<double>(r.integer(-100000, 100000));
+            else
+              v = r.uniform(-1, 1) * std::ldexp(1.0, static_cast<int>(r.integer(-6, 6)));  // within f16 range
+            if (fd == file_dtype::f4) v = static_cast<float>(v);                           // what the file holds
           }
           if (fd == file_dtype::i8 && n > 1) x[0] = 1099511627776.0 + 3;  // 2^40 + 3: past int32
           const double scale = (k % 3 == 0) ? 0.5 : 1.0;
           INFO("file " << descr_of(fd) << (fortran ? " F" : " C") << " v" << major << " dtype " << cd << " n " << n);
           put(dir.path / "x.npy", npy_of(shape, x, fd, fortran, major));
           write_case(dir.path / "case.json", {{"op", "identity"},
-                                               {"dtype", cd},
-                                               {"options", {{"scale", scale}}},
-                                               {"inputs", {{"x", "x.npy"}}},
-                                               {"outputs", {{"y", "y.npy"}}}});
+                                              {"dtype", cd},
+                                              {"options", {{"scale", scale}}},
+                                              {"inputs", {{"x", "x.npy"}}},
+                                              {"outputs", {{"y", "y.npy"}}}});
           const auto res = run_tool({(dir.path / "case.json").string()}, dir.path);
           INFO("stderr: " << res.err);
           REQUIRE(res.exited);
@@ -478,18 +504,23 @@ TEST_CASE("seqmix-run: integer inputs and typed options", "[tools][seqmix-run]")
       INFO(descr_of(fd) << (fortran ? " F" : " C"));
       put(p / "idx.npy", npy_of({5, 2}, idx, fd, fortran, 2));
       const nlohmann::json::number_integer_t off = r.integer(-9, 9);
-      write_case(p / "case.json", {{"op", "identity"},
-                                   {"options", {{"negate", true}, {"offset", fortran ? nlohmann::json(static_cast<double>(off)) : nlohmann::json(off)}}},
-                                   {"inputs", {{"x", "x.npy"}, {"idx", "idx.npy"}}},
-                                   {"outputs", {{"y", "y.npy"}, {"idx_out", "i.npy"}}}});
+      write_case(
+          p / "case.json",
+          {{"op", "identity"},
+           {"options",
+            {{"negate", true}, {"offset", fortran ? nlohmann::json(static_cast<double>(off)) : nlohmann::json(off)}}},
+           {"inputs", {{"x", "x.npy"}, {"idx", "idx.npy"}}},
+           {"outputs", {{"y", "y.npy"}, {"idx_out", "i.npy"}}}});
       const auto res = run_tool({(p / "case.json").string()}, p);
       INFO("stderr: " << res.err);
       REQUIRE(res.code == 0);
       const auto [is, iv] = read_f32(p / "i.npy");
       REQUIRE(is == std::vector<index_t>{5, 2});
-      for (std::size_t i = 0; i < idx.size(); ++i) REQUIRE(iv[i] == static_cast<float>(idx[i] + static_cast<double>(off)));
+      for (std::size_t i = 0; i < idx.size(); ++i)
+        REQUIRE(iv[i] == static_cast<float>(idx[i] + static_cast<double>(off)));
       const auto [ys, yv] = read_f32(p / "y.npy");
-      for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(yv[i] == static_cast<float>(-static_cast<double>(static_cast<float>(x[i]))));
+      for (std::size_t i = 0; i < x.size(); ++i)
+        REQUIRE(yv[i] == static_cast<float>(-static_cast<double>(static_cast<float>(x[i]))));
     }
   }
   struct bad {
@@ -499,12 +530,30 @@ TEST_CASE("seqmix-run: integer inputs and typed options", "[tools][seqmix-run]")
     std::vector<std::string> needles;
   };
   const std::vector<bad> cases = {
-      {"non-integer index", npy_of({3}, {1, 2.5, 3}, file_dtype::f8), nlohmann::json::object(), {"input idx", "non-integer value 2.5"}},
-      {"index past int32", npy_of({2}, {1, 4294967296.0}, file_dtype::i8), nlohmann::json::object(), {"input idx", "out of range"}},
-      {"fractional int option", npy_of({1}, {1}, file_dtype::i4), {{"offset", 1.5}}, {"option offset = 1.5, expected an integer"}},
-      {"string int option", npy_of({1}, {1}, file_dtype::i4), {{"offset", "3"}}, {"option offset = \"3\", expected an integer"}},
-      {"int option out of range", npy_of({1}, {1}, file_dtype::i4), {{"offset", 1e300}}, {"option offset", "expected an integer"}},
-      {"number as bool", npy_of({1}, {1}, file_dtype::i4), {{"negate", 1}}, {"option negate = 1, expected true or false"}},
+      {"non-integer index",
+       npy_of({3}, {1, 2.5, 3}, file_dtype::f8),
+       nlohmann::json::object(),
+       {"input idx", "non-integer value 2.5"}},
+      {"index past int32",
+       npy_of({2}, {1, 4294967296.0}, file_dtype::i8),
+       nlohmann::json::object(),
+       {"input idx", "out of range"}},
+      {"fractional int option",
+       npy_of({1}, {1}, file_dtype::i4),
+       {{"offset", 1.5}},
+       {"option offset = 1.5, expected an integer"}},
+      {"string int option",
+       npy_of({1}, {1}, file_dtype::i4),
+       {{"offset", "3"}},
+       {"option offset = \"3\", expected an integer"}},
+      {"int option out of range",
+       npy_of({1}, {1}, file_dtype::i4),
+       {{"offset", 1e300}},
+       {"option offset", "expected an integer"}},
+      {"number as bool",
+       npy_of({1}, {1}, file_dtype::i4),
+       {{"negate", 1}},
+       {"option negate = 1, expected true or false"}},
   };
   for (const auto& c : cases) {
     INFO(c.what);
@@ -540,23 +589,32 @@ TEST_CASE("seqmix-run: malformed .npy files give one line and a clean non-zero e
       {"truncated v2 prefix", npy_file(good_dict, four_floats, 2).substr(0, 11), "truncated header"},
       {"version 4", v4, "unsupported format version"},
       {"header not a dict", npy_file("[1, 2, 3]", four_floats), "not a valid dict"},
-      {"unterminated dict", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (4,)", four_floats), "not a valid dict"},
+      {"unterminated dict", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (4,)", four_floats),
+       "not a valid dict"},
       {"unterminated string", npy_file("{'descr: <f4", four_floats), "not a valid dict"},
       {"missing shape", npy_file("{'descr': '<f4', 'fortran_order': False, }", four_floats), "no 'shape' key"},
       {"missing descr", npy_file("{'fortran_order': False, 'shape': (4,), }", four_floats), "no 'descr' key"},
       {"missing fortran_order", npy_file("{'descr': '<f4', 'shape': (4,), }", four_floats), "no 'fortran_order' key"},
-      {"extra key", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': 1, }", four_floats), "unexpected key"},
-      {"bad fortran_order", npy_file("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (4,), }", four_floats), "fortran_order"},
+      {"extra key", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': 1, }", four_floats),
+       "unexpected key"},
+      {"bad fortran_order", npy_file("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (4,), }", four_floats),
+       "fortran_order"},
       {"complex dtype", npy_file(header_dict("<c8", false, {2}), four_floats), "unsupported npy dtype"},
       {"byte dtype", npy_file(header_dict("|u1", false, {16}), four_floats), "unsupported npy dtype"},
       {"string dtype", npy_file(header_dict("<U4", false, {1}), four_floats), "unsupported npy dtype"},
-      {"structured dtype", npy_file("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }", four_floats), "unsupported dtype"},
+      {"structured dtype", npy_file("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }", four_floats),
+       "unsupported dtype"},
       {"big-endian", npy_file(header_dict(">f4", false, {4}), four_floats), "big-endian"},
-      {"bad shape text", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", four_floats), "bad shape"},
-      {"shape not a tuple", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': 4, }", four_floats), "bad shape"},
-      {"negative dim", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 2), }", four_floats), "negative"},
-      {"absurd dim", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", four_floats), "absurd"},
-      {"count overflow", npy_file(header_dict("<f4", false, {1099511627776, 1099511627776, 1099511627776}), four_floats), "overflows"},
+      {"bad shape text", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", four_floats),
+       "bad shape"},
+      {"shape not a tuple", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': 4, }", four_floats),
+       "bad shape"},
+      {"negative dim", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 2), }", four_floats),
+       "negative"},
+      {"absurd dim",
+       npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", four_floats), "absurd"},
+      {"count overflow",
+       npy_file(header_dict("<f4", false, {1099511627776, 1099511627776, 1099511627776}), four_floats), "overflows"},
       {"huge shape, tiny data", npy_file(header_dict("<f8", false, {1099511627776}), four_floats), "shorter"},
       {"data too short", npy_file(header_dict("<f4", false, {2, 3}), four_floats), "shorter"},
       {"data too long", npy_file(header_dict("<f4", false, {3}), four_floats), "longer"},
@@ -564,11 +622,13 @@ TEST_CASE("seqmix-run: malformed .npy files give one line and a clean non-zero e
   for (const auto& f : files) {
     INFO(f.what);
     put(dir.path / "x.npy", f.bytes);
-    write_case(dir.path / "case.json", {{"op", "identity"}, {"inputs", {{"x", "x.npy"}}}, {"outputs", {{"y", "y.npy"}}}});
+    write_case(dir.path / "case.json",
+               {{"op", "identity"}, {"inputs", {{"x", "x.npy"}}}, {"outputs", {{"y", "y.npy"}}}});
     require_one_line_error(run_tool({(dir.path / "case.json").string()}, dir.path),
                            {"seqmix-run identity: ", "input x", f.needle});
   }
-  write_case(dir.path / "case.json", {{"op", "identity"}, {"inputs", {{"x", "missing.npy"}}}, {"outputs", {{"y", "y.npy"}}}});
+  write_case(dir.path / "case.json",
+             {{"op", "identity"}, {"inputs", {{"x", "missing.npy"}}}, {"outputs", {{"y", "y.npy"}}}});
   require_one_line_error(run_tool({(dir.path / "case.json").string()}, dir.path), {"input x", "no such file"});
 }
 
@@ -582,9 +642,8 @@ TEST_CASE("seqmix-run: bad cases name the op, the tensor and the problem", "[too
   put(p / "decay4.npy", npy_of({4}, {0.5, 0.25, 0.75, 0.5}, file_dtype::f4));
   put(p / "decay_bad.npy", npy_of({3}, {0.5, 1.5, 0.75}, file_dtype::f4));
   put(p / "h0_bad.npy", npy_of({3, 3}, uniform_values(r, 9, -1, 1), file_dtype::f4));
-  const nlohmann::json good = {{"op", "ema"},
-                               {"inputs", {{"x", "x.npy"}, {"decay", "decay.npy"}}},
-                               {"outputs", {{"y", "y.npy"}}}};
+  const nlohmann::json good = {
+      {"op", "ema"}, {"inputs", {{"x", "x.npy"}, {"decay", "decay.npy"}}}, {"outputs", {{"y", "y.npy"}}}};
   write_case(p / "good.json", good);
   REQUIRE(run_tool({(p / "good.json").string()}, p).code == 0);
 
@@ -618,9 +677,15 @@ TEST_CASE("seqmix-run: bad cases name the op, the tensor and the problem", "[too
       {"output not produced", with("/outputs/z", "z.npy"), {"output z is not produced by this op"}},
       {"unknown case key", with("/output", nlohmann::json::object()), {"unknown case key \"output\""}},
       {"inputs not an object", with("/inputs", "x.npy"), {"\"inputs\" must be an object"}},
-      {"identity: unknown mode", nlohmann::json{{"op", "identity"}, {"mode", "fast"}, {"inputs", {{"x", "x.npy"}}}}, {"seqmix-run identity: ", "unknown mode 'fast'"}},
-      {"identity: string option", nlohmann::json{{"op", "identity"}, {"options", {{"scale", "big"}}}, {"inputs", {{"x", "x.npy"}}}}, {"option scale = \"big\", expected a number"}},
-      {"identity: bool option", nlohmann::json{{"op", "identity"}, {"options", {{"scale", true}}}, {"inputs", {{"x", "x.npy"}}}}, {"option scale = true, expected a number"}},
+      {"identity: unknown mode",
+       nlohmann::json{{"op", "identity"}, {"mode", "fast"}, {"inputs", {{"x", "x.npy"}}}},
+       {"seqmix-run identity: ", "unknown mode 'fast'"}},
+      {"identity: string option",
+       nlohmann::json{{"op", "identity"}, {"options", {{"scale", "big"}}}, {"inputs", {{"x", "x.npy"}}}},
+       {"option scale = \"big\", expected a number"}},
+      {"identity: bool option",
+       nlohmann::json{{"op", "identity"}, {"options", {{"scale", true}}}, {"inputs", {{"x", "x.npy"}}}},
+       {"option scale = true, expected a number"}},
   };
   for (const auto& c : cases) {
     INFO(c.what);
@@ -647,5 +712,6 @@ TEST_CASE("seqmix-run: bad cases name the op, the tensor and the problem", "[too
   require_one_line_error(run_tool({"--time", "0", (p / "good.json").string()}, p), {"--time"});
   require_one_line_error(run_tool({"--threads", "two", (p / "good.json").string()}, p), {"--threads"});
   require_one_line_error(run_tool({"--bogus", (p / "good.json").string()}, p), {"unknown flag --bogus"});
-  require_one_line_error(run_tool({(p / "good.json").string(), (p / "good.json").string()}, p), {"more than one case file"});
+  require_one_line_error(run_tool({(p / "good.json").string(), (p / "good.json").string()}, p),
+                         {"more than one case file"});
 }

@@ -25,8 +25,7 @@ namespace {
 using seqmix::parity::case_context;
 using seqmix::parity::registry;
 
-constexpr const char* usage =
-    "usage: seqmix-run [--threads T] [--time N] CASE.json | seqmix-run --list";
+constexpr const char* usage = "usage: seqmix-run [--threads T] [--time N] CASE.json | seqmix-run --list";
 
 /// One line: newlines and carriage returns become spaces.
 std::string one_line(std::string s) {
@@ -66,8 +65,10 @@ std::string mark_nonfinite(const std::string& text) {
     const char ch = text[i];
     if (in_string) {
       out += ch;
-      if (ch == '\\' && i + 1 < text.size()) out += text[++i];
-      else if (ch == '"') in_string = false;
+      if (ch == '\\' && i + 1 < text.size())
+        out += text[++i];
+      else if (ch == '"')
+        in_string = false;
       continue;
     }
     if (ch == '"') {
@@ -102,15 +103,21 @@ int run(int argc, char** argv) {
   std::string case_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--list") list = true;
-    else if (a == "--threads") threads = parse_positive(a, i + 1 < argc ? argv[++i] : nullptr);
-    else if (a == "--time") time_runs = parse_positive(a, i + 1 < argc ? argv[++i] : nullptr);
+    if (a == "--list")
+      list = true;
+    else if (a == "--threads")
+      threads = parse_positive(a, i + 1 < argc ? argv[++i] : nullptr);
+    else if (a == "--time")
+      time_runs = parse_positive(a, i + 1 < argc ? argv[++i] : nullptr);
     else if (a == "--help" || a == "-h") {
       std::printf("%s\n", usage);
       return 0;
-    } else if (!a.empty() && a[0] == '-') die("seqmix-run", "unknown flag " + a + "; " + std::string(usage), 2);
-    else if (!case_path.empty()) die("seqmix-run", std::string("more than one case file; ") + usage, 2);
-    else case_path = a;
+    } else if (!a.empty() && a[0] == '-')
+      die("seqmix-run", "unknown flag " + a + "; " + std::string(usage), 2);
+    else if (!case_path.empty())
+      die("seqmix-run", std::string("more than one case file; ") + usage, 2);
+    else
+      case_path = a;
   }
   const auto& dups = seqmix::parity::registrar::duplicates();
   if (!dups.empty()) die("seqmix-run", "op '" + dups.front() + "' is registered twice");
@@ -138,7 +145,8 @@ int run(int argc, char** argv) {
   const std::string who = "seqmix-run " + op;
   for (auto item = c.begin(); item != c.end(); ++item) {
     const std::string k = item.key();
-    static const char* known[] = {"op", "mode", "options", "inputs", "outputs", "dtype", "comment", "name", "description"};
+    static const char* known[] = {"op",    "mode",    "options", "inputs",     "outputs",
+                                  "dtype", "comment", "name",    "description"};
     if (std::find_if(std::begin(known), std::end(known), [&](const char* s) { return k == s; }) == std::end(known) &&
         (k.empty() || k[0] != '_')) {
       die(who, "unknown case key \"" + k + "\" (expected op, mode, options, inputs, outputs, dtype)");

@@ -31,25 +31,37 @@ enum class npy_dtype { f2, f4, f8, i4, i8 };
 
 inline std::string_view npy_dtype_name(npy_dtype d) noexcept {
   switch (d) {
-    case npy_dtype::f2: return "float16";
-    case npy_dtype::f4: return "float32";
-    case npy_dtype::f8: return "float64";
-    case npy_dtype::i4: return "int32";
-    case npy_dtype::i8: return "int64";
+    case npy_dtype::f2:
+      return "float16";
+    case npy_dtype::f4:
+      return "float32";
+    case npy_dtype::f8:
+      return "float64";
+    case npy_dtype::i4:
+      return "int32";
+    case npy_dtype::i8:
+      return "int64";
   }
   return "?";
 }
 inline std::size_t npy_itemsize(npy_dtype d) noexcept {
   switch (d) {
-    case npy_dtype::f2: return 2;
-    case npy_dtype::f4: return 4;
-    case npy_dtype::f8: return 8;
-    case npy_dtype::i4: return 4;
-    case npy_dtype::i8: return 8;
+    case npy_dtype::f2:
+      return 2;
+    case npy_dtype::f4:
+      return 4;
+    case npy_dtype::f8:
+      return 8;
+    case npy_dtype::i4:
+      return 4;
+    case npy_dtype::i8:
+      return 8;
   }
   return 0;
 }
-inline bool npy_is_integer(npy_dtype d) noexcept { return d == npy_dtype::i4 || d == npy_dtype::i8; }
+inline bool npy_is_integer(npy_dtype d) noexcept {
+  return d == npy_dtype::i4 || d == npy_dtype::i8;
+}
 
 /// A .npy file's contents: shape, dtype and raw little-endian bytes, always in C (row-major) order
 /// (Fortran-order files are transposed on load).
@@ -68,11 +80,16 @@ struct npy_array {
   double get(index_t i) const noexcept {
     const unsigned char* p = bytes.data() + static_cast<std::size_t>(i) * npy_itemsize(dtype);
     switch (dtype) {
-      case npy_dtype::f2: return static_cast<double>(seqmix::detail::half_bits_to_float(load<std::uint16_t>(p)));
-      case npy_dtype::f4: return static_cast<double>(load<float>(p));
-      case npy_dtype::f8: return load<double>(p);
-      case npy_dtype::i4: return static_cast<double>(load<std::int32_t>(p));
-      case npy_dtype::i8: return static_cast<double>(load<std::int64_t>(p));
+      case npy_dtype::f2:
+        return static_cast<double>(seqmix::detail::half_bits_to_float(load<std::uint16_t>(p)));
+      case npy_dtype::f4:
+        return static_cast<double>(load<float>(p));
+      case npy_dtype::f8:
+        return load<double>(p);
+      case npy_dtype::i4:
+        return static_cast<double>(load<std::int32_t>(p));
+      case npy_dtype::i8:
+        return static_cast<double>(load<std::int64_t>(p));
     }
     return 0.0;
   }
@@ -172,12 +189,14 @@ class npy_header_parser {
     while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
   }
   void expect(char c) {
-    if (peek() != c) fail(std::string("header is not a valid dict (expected '") + c + "' at offset " + std::to_string(i_) + ")");
+    if (peek() != c)
+      fail(std::string("header is not a valid dict (expected '") + c + "' at offset " + std::to_string(i_) + ")");
     ++i_;
   }
   std::string string_literal() {
     const char q = peek();
-    if (q != '\'' && q != '"') fail("header is not a valid dict (expected a quoted key or value at offset " + std::to_string(i_) + ")");
+    if (q != '\'' && q != '"')
+      fail("header is not a valid dict (expected a quoted key or value at offset " + std::to_string(i_) + ")");
     ++i_;
     std::string out;
     while (i_ < s_.size() && s_[i_] != q) {
@@ -210,7 +229,8 @@ class npy_header_parser {
         break;
       }
       if (peek() == '-') fail("bad shape: negative dimension");
-      if (peek() < '0' || peek() > '9') fail("bad shape text (expected a dimension at offset " + std::to_string(i_) + ")");
+      if (peek() < '0' || peek() > '9')
+        fail("bad shape text (expected a dimension at offset " + std::to_string(i_) + ")");
       index_t d = 0;
       while (peek() >= '0' && peek() <= '9') {
         d = d * 10 + (peek() - '0');
@@ -301,7 +321,8 @@ inline npy_array read_npy(const std::filesystem::path& path) {
   if (n_pre < 6 || std::memcmp(pre, "\x93NUMPY", 6) != 0) fail("malformed npy: bad magic (not a .npy file)");
   if (n_pre < 10) fail("malformed npy: truncated header");
   const int major = pre[6];
-  if (major != 1 && major != 2 && major != 3) fail("malformed npy: unsupported format version " + std::to_string(major) + "." + std::to_string(pre[7]));
+  if (major != 1 && major != 2 && major != 3)
+    fail("malformed npy: unsupported format version " + std::to_string(major) + "." + std::to_string(pre[7]));
   std::uint64_t hlen = 0, hstart = 0;
   if (major == 1) {
     hlen = static_cast<std::uint64_t>(pre[8]) | (static_cast<std::uint64_t>(pre[9]) << 8);
@@ -313,7 +334,9 @@ inline npy_array read_npy(const std::filesystem::path& path) {
     hstart = 12;
   }
   if (hlen > (1u << 20)) fail("malformed npy: absurd header length " + std::to_string(hlen));
-  if (hstart + hlen > fsize) fail("malformed npy: truncated header (header length " + std::to_string(hlen) + ", file size " + std::to_string(fsize) + ")");
+  if (hstart + hlen > fsize)
+    fail("malformed npy: truncated header (header length " + std::to_string(hlen) + ", file size " +
+         std::to_string(fsize) + ")");
   std::string header(static_cast<std::size_t>(hlen), '\0');
   in.seekg(static_cast<std::streamoff>(hstart));
   in.read(header.data(), static_cast<std::streamsize>(hlen));
@@ -330,7 +353,8 @@ inline npy_array read_npy(const std::filesystem::path& path) {
   std::uint64_t count = 1;
   for (index_t d : a.shape) {
     const auto ud = static_cast<std::uint64_t>(d);
-    if (ud != 0 && count > std::numeric_limits<std::uint64_t>::max() / ud) fail("malformed npy: element count overflows (shape " + shape_text(a.shape) + ")");
+    if (ud != 0 && count > std::numeric_limits<std::uint64_t>::max() / ud)
+      fail("malformed npy: element count overflows (shape " + shape_text(a.shape) + ")");
     count *= ud;
   }
   const std::uint64_t item = npy_itemsize(a.dtype);
@@ -341,10 +365,12 @@ inline npy_array read_npy(const std::filesystem::path& path) {
   const std::uint64_t want = count * item;
   const std::uint64_t have = fsize - hstart - hlen;
   if (have < want) {
-    fail("malformed npy: data is shorter than the shape says (" + std::to_string(have) + " bytes, expected " + std::to_string(want) + " for shape " + shape_text(a.shape) + " " + std::string(npy_dtype_name(a.dtype)) + ")");
+    fail("malformed npy: data is shorter than the shape says (" + std::to_string(have) + " bytes, expected " +
+         std::to_string(want) + " for shape " + shape_text(a.shape) + " " + std::string(npy_dtype_name(a.dtype)) + ")");
   }
   if (have > want) {
-    fail("malformed npy: data is longer than the shape says (" + std::to_string(have) + " bytes, expected " + std::to_string(want) + " for shape " + shape_text(a.shape) + " " + std::string(npy_dtype_name(a.dtype)) + ")");
+    fail("malformed npy: data is longer than the shape says (" + std::to_string(have) + " bytes, expected " +
+         std::to_string(want) + " for shape " + shape_text(a.shape) + " " + std::string(npy_dtype_name(a.dtype)) + ")");
   }
   a.bytes.resize(static_cast<std::size_t>(want));
   if (want) in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(want));
@@ -369,10 +395,13 @@ inline void write_npy_f32(const std::filesystem::path& path, const std::vector<i
   const auto hlen = static_cast<std::uint16_t>(dict.size());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw std::runtime_error(path.string() + ": cannot open for writing");
-  const char pre[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(hlen & 0xff), static_cast<char>(hlen >> 8)};
+  const char pre[10] = {
+      '\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(hlen & 0xff), static_cast<char>(hlen >> 8)};
   out.write(pre, 10);
   out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
-  if (n) out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(static_cast<std::size_t>(n) * sizeof(float)));
+  if (n)
+    out.write(reinterpret_cast<const char*>(data),
+              static_cast<std::streamsize>(static_cast<std::size_t>(n) * sizeof(float)));
   if (!out) throw std::runtime_error(path.string() + ": write failed");
 }
 
@@ -391,12 +420,15 @@ std::vector<U> convert_npy(const npy_array& a) {
       } else {
         const double d = a.get(i);
         if (!(d == std::floor(d)) || std::fabs(d) > 9.0e15) {
-          throw std::runtime_error("holds a non-integer value " + std::to_string(d) + " at flat index " + std::to_string(i) + ", expected integers");
+          throw std::runtime_error("holds a non-integer value " + std::to_string(d) + " at flat index " +
+                                   std::to_string(i) + ", expected integers");
         }
         v = static_cast<std::int64_t>(d);
       }
-      if (v < static_cast<std::int64_t>(std::numeric_limits<U>::min()) || v > static_cast<std::int64_t>(std::numeric_limits<U>::max())) {
-        throw std::runtime_error("holds " + std::to_string(v) + " at flat index " + std::to_string(i) + ", out of range");
+      if (v < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
+          v > static_cast<std::int64_t>(std::numeric_limits<U>::max())) {
+        throw std::runtime_error("holds " + std::to_string(v) + " at flat index " + std::to_string(i) +
+                                 ", out of range");
       }
       out[static_cast<std::size_t>(i)] = static_cast<U>(v);
     }
@@ -405,7 +437,8 @@ std::vector<U> convert_npy(const npy_array& a) {
   } else if constexpr (std::is_same_v<U, float>) {
     for (index_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = static_cast<float>(a.get(i));
   } else {  // bf16 / f16: round via float (exact for f2/f4 files; f8 rounds twice, within 1 ulp of the 16-bit type)
-    for (index_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = seqmix::from_float<U>(static_cast<float>(a.get(i)));
+    for (index_t i = 0; i < n; ++i)
+      out[static_cast<std::size_t>(i)] = seqmix::from_float<U>(static_cast<float>(a.get(i)));
   }
   return out;
 }
@@ -415,8 +448,9 @@ std::vector<U> convert_npy(const npy_array& a) {
 template <class U, class Layout>
 tensor_view<U, Layout> view_as(U* data, const std::vector<index_t>& shape, const std::string& what) {
   if (shape.size() != Layout::rank) {
-    throw shape_error(what + " has rank " + std::to_string(shape.size()) + ", expected " + std::to_string(Layout::rank) + " " +
-                      layout_name(Layout{}) + " (got shape " + shape_text(shape) + ")");
+    throw shape_error(what + " has rank " + std::to_string(shape.size()) + ", expected " +
+                      std::to_string(Layout::rank) + " " + layout_name(Layout{}) + " (got shape " + shape_text(shape) +
+                      ")");
   }
   extents<Layout> e;
   for (std::size_t i = 0; i < Layout::rank; ++i) e[i] = shape[i];

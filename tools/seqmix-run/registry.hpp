@@ -133,11 +133,16 @@ class case_context {
       if (!c["dtype"].is_string()) throw case_error("\"dtype\" must be a string");
       dt = c["dtype"].get<std::string>();
     }
-    if (dt == "float32") dtype_ = compute_dtype::float32;
-    else if (dt == "float64") dtype_ = compute_dtype::float64;
-    else if (dt == "bfloat16") dtype_ = compute_dtype::bfloat16;
-    else if (dt == "float16") dtype_ = compute_dtype::float16;
-    else throw case_error("unknown dtype '" + dt + "' (expected float32, float64, bfloat16 or float16)");
+    if (dt == "float32")
+      dtype_ = compute_dtype::float32;
+    else if (dt == "float64")
+      dtype_ = compute_dtype::float64;
+    else if (dt == "bfloat16")
+      dtype_ = compute_dtype::bfloat16;
+    else if (dt == "float16")
+      dtype_ = compute_dtype::float16;
+    else
+      throw case_error("unknown dtype '" + dt + "' (expected float32, float64, bfloat16 or float16)");
   }
 
   case_context(const case_context&) = delete;
@@ -151,10 +156,18 @@ class case_context {
   template <class F>
   void dispatch(F&& f) {
     switch (dtype_) {
-      case compute_dtype::float32: f.template operator()<float, seqmix::simd<>>(); break;
-      case compute_dtype::float64: f.template operator()<double, seqmix::reference>(); break;
-      case compute_dtype::bfloat16: f.template operator()<seqmix::bf16, seqmix::simd<>>(); break;
-      case compute_dtype::float16: f.template operator()<seqmix::f16, seqmix::simd<>>(); break;
+      case compute_dtype::float32:
+        f.template operator()<float, seqmix::simd<>>();
+        break;
+      case compute_dtype::float64:
+        f.template operator()<double, seqmix::reference>();
+        break;
+      case compute_dtype::bfloat16:
+        f.template operator()<seqmix::bf16, seqmix::simd<>>();
+        break;
+      case compute_dtype::float16:
+        f.template operator()<seqmix::f16, seqmix::simd<>>();
+        break;
     }
   }
 
@@ -219,7 +232,8 @@ class case_context {
     const nlohmann::json& j = options_[name];
     if constexpr (!std::is_floating_point_v<U>) {
       if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
-        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) + ", expected a finite value");
+        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) +
+                         ", expected a finite value");
       }
     }
     if constexpr (std::is_same_v<U, bool>) {
@@ -230,7 +244,8 @@ class case_context {
       return j.get<std::string>();
     } else if constexpr (std::is_floating_point_v<U>) {
       if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
-        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) + ", expected a finite number");
+        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) +
+                         ", expected a finite number");
       }
       if (!j.is_number()) throw case_error("option " + name + " = " + j.dump() + ", expected a number");
       const double d = j.get<double>();
@@ -240,7 +255,8 @@ class case_context {
       double d = 0;
       if (j.is_number_integer()) {
         const auto v = j.get<std::int64_t>();
-        if (v < static_cast<std::int64_t>(std::numeric_limits<U>::min()) || (v > 0 && static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))) {
+        if (v < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
+            (v > 0 && static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))) {
           throw case_error("option " + name + " = " + j.dump() + ", out of range");
         }
         return static_cast<U>(v);
@@ -249,7 +265,8 @@ class case_context {
       if (!j.is_number_float() || !std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) {
         throw case_error("option " + name + " = " + j.dump() + ", expected an integer");
       }
-      if (d < static_cast<double>(std::numeric_limits<U>::min()) || d > static_cast<double>(std::numeric_limits<U>::max())) {
+      if (d < static_cast<double>(std::numeric_limits<U>::min()) ||
+          d > static_cast<double>(std::numeric_limits<U>::max())) {
         throw case_error("option " + name + " = " + j.dump() + ", out of range");
       }
       return static_cast<U>(d);
@@ -375,8 +392,10 @@ class case_context {
   };
   template <class U>
   static U fill_value() {
-    if constexpr (std::is_integral_v<U>) return static_cast<U>(-1);
-    else return U(std::numeric_limits<float>::quiet_NaN());
+    if constexpr (std::is_integral_v<U>)
+      return static_cast<U>(-1);
+    else
+      return U(std::numeric_limits<float>::quiet_NaN());
   }
 
   template <class U>
@@ -389,7 +408,8 @@ class case_context {
     auto it = outputs_.find(name);
     if (it != outputs_.end()) {
       auto* h = dynamic_cast<holder<U>*>(it->second.get());
-      if (!h || it->second->shape != shape) throw case_error("output " + name + " allocated twice with different type or shape");
+      if (!h || it->second->shape != shape)
+        throw case_error("output " + name + " allocated twice with different type or shape");
       return h->data.data();
     }
     auto h = std::make_unique<holder<U>>();
@@ -482,5 +502,7 @@ struct registrar {
 #define SEQMIX_RUN_CAT2(a, b) a##b
 #define SEQMIX_RUN_CAT(a, b) SEQMIX_RUN_CAT2(a, b)
 /// SEQMIX_RUN_REGISTER("gla", &run_gla, "q k v gk [initial_state] [cu_seqlens] -> o final_state");
-#define SEQMIX_RUN_REGISTER(name, fn, signature) \
-  static const ::seqmix::parity::registrar SEQMIX_RUN_CAT(seqmix_run_registrar_, __LINE__) { name, fn, signature }
+#define SEQMIX_RUN_REGISTER(name, fn, signature)                                             \
+  static const ::seqmix::parity::registrar SEQMIX_RUN_CAT(seqmix_run_registrar_, __LINE__) { \
+    name, fn, signature                                                                      \
+  }
