@@ -782,6 +782,31 @@ def summary_table(run: Run, summ: Summary) -> tuple[list[str], list[list[str]], 
     return head, rows, align
 
 
+def at_a_glance(run: Run):
+    top = max_threads(run)
+    out = []
+    for th in ([1, top] if top > 1 else [1]):
+        cur = best_curves(run, ("prefill", "chunk", "recurrent", "forward"), th)
+        cur = {k: v for k, v in cur.items() if "1 thread only" not in k[2] or th == 1}
+        ts = sorted({t for v in cur.values() for t in v[0] if t >= 256 and (t & (t - 1)) == 0})
+        if not cur or not ts:
+            continue
+        if len(ts) > 9:
+            ts = ts[:: math.ceil(len(ts) / 9)]
+        pref = {n: i for i, n in enumerate(run.programs)}
+        keys = sorted(cur, key=lambda k: (pref.get(k[0], 99), k[1], k[2]))
+        rows = []
+        for k in keys:
+            d = dict(zip(cur[k][0], cur[k][1]))
+            if not any(t in d for t in ts):
+                continue
+            rows.append([k[0], f"`{k[1]}`", k[2]] + [
+                f"{fmt_num(d[t])} {cur[k][2][t][0]}" if t in d else "" for t in ts])
+        head = ["family", "op", "shape"] + [f"T={fmt_t(t)}, {th}t" for t in ts]
+        out.append((head, rows, ["l", "l", "l"] + ["r"] * len(ts)))
+    return out
+
+
 def crossover_table(run: Run, ov: dict, dv: dict, cr: list):
     top = max_threads(run)
     rows: dict[tuple, dict[str, str]] = {}
@@ -885,6 +910,14 @@ def build_report(folder: pathlib.Path) -> pathlib.Path:
             made[key] = False
             notes.append(f"plot {key} failed: {e}")
 
+    glance = at_a_glance(run)
+    if glance:
+        doc.h(2, "At a glance: time per token (us) by sequence length")
+        doc.p("Prefill cost per token of each op at its model shape, the fastest of its forms at each T "
+              "(c = chunk, r = recurrent, p = prefill, f = single form); lower is better. This is the table that "
+              "answers \"which mixer at my lengths\"; the summary below has the details.")
+        for head, rows, align in glance:
+            doc.table(head, rows, align)
     doc.h(2, "Summary")
     if not summ.rows:
         doc.p("**No op benchmarks ran** (only the calibration, or nothing): see *Programs* below.")
