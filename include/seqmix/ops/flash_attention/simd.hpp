@@ -200,11 +200,11 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   const float scale = static_cast<float>(resolve_scale(o.scale, D));
   const int workers = std::max(1, o.run.workers());
   const index_t kds = kc.k.template stride<axis::D>(), vds = kc.v.template stride<axis::V>();
-  // direct: rows are contiguous and whole vectors, so the kernels read (copied) storage rows in place
-  const bool direct = SEQMIX_FA_DIRECT_DECODE && direct_storage<C> && kds == 1 && vds == 1 && D % 8 == 0 &&
+  // direct: rows are contiguous and whole vectors, so the kernels read the storage rows in place
+  [[maybe_unused]] const bool direct = SEQMIX_FA_DIRECT_DECODE && direct_storage<C> && kds == 1 && vds == 1 && D % 8 == 0 &&
                       Dv % 8 == 0;
 
-  const bool v_heads_adjacent = kc.v.template stride<axis::H>() == Dv;
+  [[maybe_unused]] const bool v_heads_adjacent = kc.v.template stride<axis::H>() == Dv;
   struct dtask {
     index_t b, c0, c1;  // chunks [c0, c1) of decode_chunk keys, all kv heads
   };
