@@ -21,7 +21,7 @@ inline constexpr index_t allowed_chunks[] = {16, 32, 64, 128};
 
 /// mode auto: sequences shorter than this run the recurrent form, longer ones the chunk form
 /// (measured crossover, docs/04-linear-attention.md).
-inline constexpr index_t auto_chunk_min_length = 32;
+inline constexpr index_t auto_chunk_min_length = 256;
 
 }  // namespace seqmix::linear_policy
 

@@ -203,6 +203,43 @@ struct gated_task {
   }
 
   // ------------------------------------------------------------------ recurrent form
+  /// One token on NB column vectors [j, j + NB W) of the state: rows outer, the block's v, o and (gv)
+  /// factors in registers, so each state vector costs one load, one store and three FP ops.
+  template <int NB, bool Bonus, bool Gv>
+  SEQMIX_ALWAYS_INLINE void rec_cols_impl(index_t j, const float* q, const float* k, const float* v, const float* d,
+                                          const float* dv, float* o, float bonus) const noexcept {
+    const index_t Vp = bf.Vp;
+    F vv[NB], acc[NB], gvv[NB];
+    for (int c = 0; c < NB; ++c) {
+      vv[c] = F::load_aligned(v + j + c * W);
+      acc[c] = Bonus ? F(bonus) * vv[c] : F(0.0f);
+      if constexpr (Gv) gvv[c] = F::load_aligned(dv + j + c * W);
+    }
+    for (index_t a = 0; a < K; ++a) {
+      const F bd(d[a]), bk(k[a]), bq(q[a]);
+      float* srow = S + a * Vp + j;
+      for (int c = 0; c < NB; ++c) {
+        F s = F::load_aligned(srow + c * W);
+        if constexpr (Bonus) acc[c] = xsimd::fma(bq, s, acc[c]);
+        if constexpr (Gv) s = s * gvv[c];
+        s = xsimd::fma(s, bd, bk * vv[c]);
+        s.store_aligned(srow + c * W);
+        if constexpr (!Bonus) acc[c] = xsimd::fma(bq, s, acc[c]);
+      }
+    }
+    for (int c = 0; c < NB; ++c) acc[c].store_aligned(o + j + c * W);
+  }
+  template <int NB>
+  SEQMIX_ALWAYS_INLINE void rec_cols(index_t j, const float* q, const float* k, const float* v, const float* d,
+                                     const float* dv, float* o, float bonus) const noexcept {
+    if (p.bonus()) {
+      if (p.gv) rec_cols_impl<NB, true, true>(j, q, k, v, d, dv, o, bonus);
+      else rec_cols_impl<NB, true, false>(j, q, k, v, d, dv, o, bonus);
+    } else {
+      if (p.gv) rec_cols_impl<NB, false, true>(j, q, k, v, d, dv, o, bonus);
+      else rec_cols_impl<NB, false, false>(j, q, k, v, d, dv, o, bonus);
+    }
+  }
   void recurrent(index_t t0, index_t t1) const noexcept {
     float* q = bf.Q;
     float* k = bf.Kr;
@@ -233,21 +270,9 @@ struct gated_task {
       if (p.bonus()) {
         for (index_t a = 0; a < K; ++a) bonus += q[a] * to_float(p.u(h, a)) * k[a];
       }
-      for (index_t j = 0; j < Vp; j += W) {
-        const F vv = F::load_aligned(v + j);
-        F acc = p.bonus() ? F(bonus) * vv : F(0.0f);
-        const F gvv = p.gv ? F::load_aligned(dv + j) : F(1.0f);
-        for (index_t a = 0; a < K; ++a) {
-          float* srow = S + a * Vp + j;
-          F s = F::load_aligned(srow);
-          if (p.bonus()) acc = xsimd::fma(F(q[a]), s, acc);
-          if (p.gv) s = s * gvv;
-          s = xsimd::fma(s, F(d[a]), F(k[a]) * vv);
-          s.store_aligned(srow);
-          if (!p.bonus()) acc = xsimd::fma(F(q[a]), s, acc);
-        }
-        acc.store_aligned(o + j);
-      }
+      index_t j = 0;
+      for (; j + 4 * W <= Vp; j += 4 * W) rec_cols<4>(j, q, k, v, d, dv, o, bonus);
+      for (; j < Vp; j += W) rec_cols<1>(j, q, k, v, d, dv, o, bonus);
       write_o(t, o, q, k);
     }
   }
