@@ -113,47 +113,75 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
     return;
   }
 
-  // channel-last: vectorise over channels, DB channels per task, weights transposed to [W][DB]
-  constexpr index_t DB = 256;
-  const index_t nblk = (Dn + DB - 1) / DB;
-  workspace& ws = o.run.scratch();
-  ws.reserve(workers, arena_bytes<float>(W * DB) + arena_bytes<float>(std::max<index_t>(W - 1, 1) * DB) +
-                          arena_bytes<float>(DB));
-  const index_t sxl = a.x.template stride<axis::L>(), sol = a.out.template stride<axis::L>();
-  parallel_for(o.run.executor, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
-    const segment& sg = segs[static_cast<std::size_t>(si)];
-    const index_t len = sg.t1 - sg.t0, d0 = blk * DB, nd = std::min(DB, Dn - d0);
-    arena ar(ws.get(worker), ws.bytes_per_worker());
-    float* wt = ar.alloc<float>(W * DB);                                // [W][DB]
-    float* hist = ar.alloc<float>(std::max<index_t>(W - 1, 1) * DB);   // [W-1][DB]
-    float* bias = ar.alloc<float>(DB);
-    for (index_t c = 0; c < DB; ++c) {
-      const bool on = c < nd;
-      for (index_t k = 0; k < W; ++k) wt[k * DB + c] = on ? to_float(a.weight(d0 + c, k)) : 0.0f;
-      for (index_t i = 0; i + 1 < W; ++i) hist[i * DB + c] = on ? hist_at(sg, d0 + c, i) : 0.0f;
-      bias[c] = (on && a.bias) ? to_float(a.bias(d0 + c)) : 0.0f;
+  // channel-last: vectorise over channels; tasks are blocks of TB tokens (rows of D contiguous values), so
+  // memory is read and written in order. Weights transposed to [W][D], history rows [W-1][D] per segment.
+  constexpr index_t TB = 16;
+  const index_t Dp = (Dn + V - 1) / V * V;
+  std::vector<float> wt(static_cast<std::size_t>(W * Dp), 0.0f), bias(static_cast<std::size_t>(Dp), 0.0f);
+  std::vector<float> hist(static_cast<std::size_t>(ns * std::max<index_t>(W - 1, 1) * Dp), 0.0f);
+  for (index_t d = 0; d < Dn; ++d) {
+    for (index_t k = 0; k < W; ++k) wt[static_cast<std::size_t>(k * Dp + d)] = to_float(a.weight(d, k));
+    if (a.bias) bias[static_cast<std::size_t>(d)] = to_float(a.bias(d));
+  }
+  for (index_t si = 0; si < ns; ++si)
+    for (index_t i = 0; i + 1 < W; ++i)
+      for (index_t d = 0; d < Dn; ++d)
+        hist[static_cast<std::size_t>((si * (W - 1) + i) * Dp + d)] = hist_at(segs[static_cast<std::size_t>(si)], d, i);
+  std::vector<index_t> task_seg, task_t0;  // (segment, first token) of each task
+  for (index_t si = 0; si < ns; ++si)
+    for (index_t t0 = segs[static_cast<std::size_t>(si)].t0; t0 < segs[static_cast<std::size_t>(si)].t1; t0 += TB) {
+      task_seg.push_back(si);
+      task_t0.push_back(t0);
     }
-    const T* xb = a.x.ptr(sg.b, d0, sg.t0);
-    T* ob = a.out.ptr(sg.b, d0, sg.t0);
-    for (index_t t = 0; t < len; ++t) {
-      for (index_t c = 0; c < nd; c += V) {
-        const index_t m = std::min(V, nd - c);
-        Bt acc = Bt::load_aligned(bias + c);
-        for (index_t k = 0; k < W; ++k) {
-          const index_t j = t - (W - 1) + k;
-          const Bt xv = j >= 0 ? load_n<A>(xb + j * sxl + c, m) : Bt::load_aligned(hist + (W - 1 + j) * DB + c);
-          acc = xsimd::fma(Bt::load_aligned(wt + k * DB + c), xv, acc);
+  const index_t sxl = a.x.template stride<axis::L>(), sol = a.out.template stride<axis::L>();
+  parallel_for(o.run.executor, static_cast<index_t>(task_seg.size()), [&](index_t task) {
+    const index_t si = task_seg[static_cast<std::size_t>(task)];
+    const segment& sg = segs[static_cast<std::size_t>(si)];
+    const index_t t0 = task_t0[static_cast<std::size_t>(task)], t1 = std::min(sg.t1, t0 + TB);
+    const float* hs = hist.data() + si * (W - 1) * Dp;
+    constexpr index_t CB = 256;  // channels per pass: x rows and weights of a pass stay in L1
+    for (index_t cb = 0; cb < Dn; cb += CB)
+    for (index_t t = t0; t < t1; ++t) {
+      const index_t j0 = t - sg.t0 - (W - 1);  // x^ index of tap 0
+      const index_t ce = std::min(Dn, cb + CB);
+      T* orow = a.out.ptr(sg.b, 0, t);
+      if (j0 >= 0) {
+        const T* xr = a.x.ptr(sg.b, 0, sg.t0 + j0);
+        index_t c = cb;
+        for (; c + V <= ce; c += V) {
+          Bt acc = Bt::load_unaligned(bias.data() + c);
+          for (index_t k = 0; k < W; ++k)
+            acc = xsimd::fma(Bt::load_unaligned(wt.data() + k * Dp + c), load_w<A>(xr + k * sxl + c), acc);
+          store_n<A>(orow + c, conv_act<A>(acc, silu), V);
         }
-        store_n<A>(ob + t * sol + c, conv_act<A>(acc, silu), m);
+        if (c < ce) {
+          const index_t m = ce - c;
+          Bt acc = Bt::load_unaligned(bias.data() + c);
+          for (index_t k = 0; k < W; ++k)
+            acc = xsimd::fma(Bt::load_unaligned(wt.data() + k * Dp + c), load_n<A>(xr + k * sxl + c, m), acc);
+          store_n<A>(orow + c, conv_act<A>(acc, silu), m);
+        }
+      } else {  // the first W-1 tokens of a segment read the history
+        for (index_t c = cb; c < ce; c += V) {
+          const index_t m = std::min(V, ce - c);
+          Bt acc = Bt::load_unaligned(bias.data() + c);
+          for (index_t k = 0; k < W; ++k) {
+            const index_t j = j0 + k;
+            const Bt xv = j >= 0 ? load_n<A>(a.x.ptr(sg.b, c, sg.t0 + j), m) : Bt::load_unaligned(hs + (W - 1 + j) * Dp + c);
+            acc = xsimd::fma(Bt::load_unaligned(wt.data() + k * Dp + c), xv, acc);
+          }
+          store_n<A>(orow + c, conv_act<A>(acc, silu), m);
+        }
       }
     }
-    if (a.final_states && sg.fin >= 0)
-      for (index_t c = 0; c < nd; ++c)
+    if (a.final_states && sg.fin >= 0 && t1 == sg.t1)
+      for (index_t d = 0; d < Dn; ++d)
         for (index_t i = 0; i + 1 < W; ++i) {
-          const index_t j = len - (W - 1) + i;
-          a.final_states(sg.fin, d0 + c, i) = j >= 0 ? a.x(sg.b, d0 + c, sg.t0 + j) : from_float<T>(hist[(W - 1 + j) * DB + c]);
+          const index_t j = sg.t1 - sg.t0 - (W - 1) + i;
+          a.final_states(sg.fin, d, i) = j >= 0 ? a.x(sg.b, d, sg.t0 + j) : from_float<T>(hs[(W - 1 + j) * Dp + d]);
         }
   });
+  (void)sol;
 }
 
 /// Decode: per (row, channel) in float; W + L multiply-adds per token, state in place.

@@ -64,6 +64,13 @@ SEQMIX_ALWAYS_INLINE fbatch<A> vexp2(fbatch<A> x) noexcept {
 
 inline constexpr float log2e_f = 1.44269504088896341f;
 
+/// silu(x) = x * sigmoid(x).
+template <class A>
+SEQMIX_ALWAYS_INLINE fbatch<A> vsilu(fbatch<A> x) noexcept {
+  using B = fbatch<A>;
+  return x / (B(1.0f) + vexp2<A>(x * B(-log2e_f)));
+}
+
 /// log(x) for x >= 1 (the only range softplus needs); Cephes logf polynomial.
 template <class A>
 SEQMIX_ALWAYS_INLINE fbatch<A> vlog_ge1(fbatch<A> x) noexcept {
@@ -101,13 +108,6 @@ SEQMIX_ALWAYS_INLINE fbatch<A> vsoftplus(fbatch<A> x) noexcept {
   // log1p(e) = log(u) * e / (u - 1): exact correction for the rounding of 1 + e.
   const B l = xsimd::select(d == B(0.0f), e, vlog_ge1<A>(u) * (e / d));
   return xsimd::select(x > B(20.0f), x, l);
-}
-
-/// silu(x) = x * sigmoid(x).
-template <class A>
-SEQMIX_ALWAYS_INLINE fbatch<A> vsilu(fbatch<A> x) noexcept {
-  using B = fbatch<A>;
-  return x / (B(1.0f) + vexp<A>(-x));
 }
 
 inline float softplus_scalar(float x) noexcept { return x > 20.0f ? x : std::log1p(std::exp(x)); }
