@@ -504,3 +504,69 @@ TEST_CASE("gated_delta_rule: a NaN input reaches only the outputs the reference 
     for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) gdn_check_fast(in, ref, m, 64);
   }
 }
+
+TEST_CASE("delta_rule: varlen == separate calls, two halves == one pass", "[delta_rule][varlen]") {
+  const std::vector<index_t> lens{2, 130, 1, 64};
+  index_t total = 0;
+  for (auto l : lens) total += l;
+  const index_t N = static_cast<index_t>(lens.size()), H = 2, K = 16, V = 24;
+  rng r(1500);
+  tensor<float, bthk> q({1, total, H, K}), k({1, total, H, K});
+  tensor<float, bthv> v({1, total, H, V});
+  tensor<float, bth> beta({1, total, H});
+  tensor<float, nhkv> h0({N, H, K, V});
+  q.uniform(r);
+  k.uniform(r);
+  v.uniform(r);
+  beta.uniform(r, 0.05, 0.95);
+  h0.uniform(r);
+  std::vector<std::int64_t> cu{0};
+  for (auto l : lens) cu.push_back(cu.back() + l);
+  const auto qd = q.convert<double>();
+  const auto kd = k.convert<double>();
+  const auto vd = v.convert<double>();
+  const auto bd = beta.convert<double>();
+  tensor<double, bthv> o_sep({1, total, H, V});
+  tensor<float, nhkv> ht_sep({N, H, K, V});
+  for (index_t n = 0; n < N; ++n) {
+    const index_t t0 = cu[static_cast<std::size_t>(n)], t1 = cu[static_cast<std::size_t>(n) + 1];
+    delta_rule<reference, double>({.q = qd.cview().slice<axis::T>(t0, t1),  // [1,len,H,K]
+                                   .k = kd.cview().slice<axis::T>(t0, t1),
+                                   .v = vd.cview().slice<axis::T>(t0, t1),
+                                   .beta = bd.cview().slice<axis::T>(t0, t1),
+                                   .o = o_sep.view().slice<axis::T>(t0, t1),
+                                   .initial_state = h0.cview().slice<axis::N>(n, n + 1),  // [1,H,K,V]
+                                   .final_state = ht_sep.view().slice<axis::N>(n, n + 1)},
+                                  {.use_qk_l2norm = true});
+  }
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+    tensor<float, bthv> o({1, total, H, V});
+    tensor<float, nhkv> ht({N, H, K, V});
+    o.poison();
+    delta_rule<simd<>, float>({.q = q.cview(), .k = k.cview(), .v = v.cview(), .beta = beta.cview(), .o = o.view(),
+                               .initial_state = h0.cview(), .final_state = ht.view(),
+                               .cu_seqlens = cu_seqlens_view(cu.data(), {N + 1})},
+                              {.mode = m, .chunk_size = 16, .use_qk_l2norm = true});
+    SEQMIX_REQUIRE_CLOSE(o.cview(), o_sep.cview(), testing::tolerance<float>(130));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ht_sep.cview(), testing::tolerance<float>(130));
+  }
+  // sequence 1 (130 tokens) in two calls carrying the state
+  const index_t t0 = cu[1], t1 = cu[2], mid = t0 + 50;
+  tensor<float, bthv> o({1, total, H, V});
+  tensor<float, nhkv> s1({1, H, K, V}), s2({1, H, K, V});
+  o.poison();
+  auto half = [&](index_t a, index_t b, const_state_view in, state_view out) {
+    delta_rule<simd<>, float>({.q = q.cview().slice<axis::T>(a, b),  // [1,b-a,H,K]
+                               .k = k.cview().slice<axis::T>(a, b),
+                               .v = v.cview().slice<axis::T>(a, b),
+                               .beta = beta.cview().slice<axis::T>(a, b),
+                               .o = o.view().slice<axis::T>(a, b),
+                               .initial_state = in,
+                               .final_state = out},
+                              {.mode = linear_mode::chunk, .use_qk_l2norm = true});
+  };
+  half(t0, mid, h0.cview().slice<axis::N>(1, 2), s1.view());
+  half(mid, t1, s1.cview(), s2.view());
+  SEQMIX_REQUIRE_CLOSE(o.cview().slice<axis::T>(t0, t1), o_sep.cview().slice<axis::T>(t0, t1), testing::tolerance<float>(130));
+  SEQMIX_REQUIRE_CLOSE(s2.cview(), ht_sep.cview().slice<axis::N>(1, 2), testing::tolerance<float>(130));
+}

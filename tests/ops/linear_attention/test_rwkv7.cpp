@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // tests/ops/linear_attention/test_rwkv7.cpp: rwkv7 chunk (generalized WY) and recurrent forms against the
 // float64 reference; chunk sizes, state carry, varlen, decode, strides, dtypes, strong decays.
+#include <seqmix/ops/linear_attention/detail/gated_delta_rule.hpp>
 #include <seqmix/ops/linear_attention/detail/rwkv7.hpp>
 
 #include <cmath>
@@ -318,4 +319,59 @@ TEST_CASE("rwkv7: a NaN input reaches only the outputs the reference puts it in"
   REQUIRE(std::isnan(ref.o.cview()(1, 30, 0, 5)));
   REQUIRE(!std::isnan(ref.o.cview()(1, 20, 0, 5)));
   for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) rw_check(in, ref, m, 16);
+}
+
+TEST_CASE("rwkv7 and gated_delta_rule: reference decode == reference prefill", "[rwkv7][decode]") {
+  rw_case c{.B = 2, .T = 12, .H = 2, .K = 8, .V = 8, .h0 = false};
+  rw_inputs<float> in(c, 90);
+  const auto ref = rw_reference(in);
+  tensor<float, bthv> o({c.B, c.T, c.H, c.V});
+  tensor<float, nhkv> st({c.B, c.H, c.K, c.V});
+  st.for_each([](float& x) { x = 0.0f; });
+  for (index_t t = 0; t < c.T; ++t) {
+    rwkv7_decode<reference, float>({.r = in.r.cview().slice<axis::T>(t, t + 1),  // [B,1,H,K]
+                                    .w = in.w.cview().slice<axis::T>(t, t + 1),
+                                    .k = in.k.cview().slice<axis::T>(t, t + 1),
+                                    .v = in.v.cview().slice<axis::T>(t, t + 1),
+                                    .a = in.a.cview().slice<axis::T>(t, t + 1),
+                                    .b = in.b.cview().slice<axis::T>(t, t + 1),
+                                    .o = o.view().slice<axis::T>(t, t + 1),
+                                    .state = st.view()},
+                                   {.scale = 0.9f});
+  }
+  SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+  SEQMIX_REQUIRE_CLOSE(st.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+
+  // gated_delta_rule_decode on the reference backend, one row skipped through state_indices = -1
+  const index_t B = 2, T = 6, H = 1, K = 8, V = 8;
+  rng g(91);
+  tensor<float, bthk> q({B, T, H, K}), k({B, T, H, K});
+  tensor<float, bthv> v({B, T, H, V});
+  tensor<float, bth> gg({B, T, H}), beta({B, T, H});
+  q.uniform(g);
+  k.uniform(g);
+  v.uniform(g);
+  gg.uniform(g, -0.5, -0.01);
+  beta.uniform(g, 0.1, 0.9);
+  tensor<float, bthv> o_ref({B, T, H, V}), o2({B, T, H, V});
+  tensor<float, nhkv> ht_ref({B, H, K, V}), s2({B, H, K, V});
+  gated_delta_rule<reference, float>({.q = q.cview(), .k = k.cview(), .v = v.cview(), .g = gg.cview(), .beta = beta.cview(),
+                                      .o = o_ref.view(), .final_state = ht_ref.view()},
+                                     {.use_qk_l2norm = true});
+  s2.for_each([](float& x) { x = 0.0f; });
+  std::vector<std::int64_t> idx{0, -1};
+  for (index_t t = 0; t < T; ++t) {
+    gated_delta_rule_decode<reference, float>({.q = q.cview().slice<axis::T>(t, t + 1),  // [B,1,H,K]
+                                               .k = k.cview().slice<axis::T>(t, t + 1),
+                                               .v = v.cview().slice<axis::T>(t, t + 1),
+                                               .g = gg.cview().slice<axis::T>(t, t + 1),
+                                               .beta = beta.cview().slice<axis::T>(t, t + 1),
+                                               .o = o2.view().slice<axis::T>(t, t + 1),
+                                               .state = s2.view(),
+                                               .state_indices = state_indices_view(idx.data(), {B})},
+                                              {.use_qk_l2norm = true});
+  }
+  SEQMIX_REQUIRE_CLOSE(o2.cview().slice<axis::B>(0, 1), o_ref.cview().slice<axis::B>(0, 1), testing::tolerance<float>(T));
+  SEQMIX_REQUIRE_CLOSE(s2.cview().slice<axis::N>(0, 1), ht_ref.cview().slice<axis::N>(0, 1), testing::tolerance<float>(T));
+  for (index_t t = 0; t < T; ++t) REQUIRE(o2.cview()(1, t, 0, 3) == 0.0f);  // skipped row: zero output
 }

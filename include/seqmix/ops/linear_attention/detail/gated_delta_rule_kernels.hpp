@@ -92,6 +92,16 @@ inline void gdr_store_state(state_view out, index_t n, index_t j, index_t K, ind
   }
 }
 
+/// The state row block of head j when it can be updated in place: in and out are the same slot of a [K,V]
+/// block with unit V stride, row stride V, and V a multiple of the scratch padding; else nullptr.
+inline float* direct_state(const_state_view in, index_t n_in, state_view out, index_t n_out, index_t j, index_t K,
+                           index_t V) noexcept {
+  if (!in || !out || V % pad_unit != 0) return nullptr;
+  if (in.ptr(n_in, j, 0, 0) != out.ptr(n_out, j, 0, 0)) return nullptr;
+  if (out.stride<axis::V>() != 1 || (K > 1 && out.stride<axis::K>() != V)) return nullptr;
+  return out.ptr(n_out, j, 0, 0);
+}
+
 /// Reads tokens [t, t + c) of value head j into the scratch rows (l2norm and scale applied, gates and
 /// betas transformed).
 template <class Arch, class T>
@@ -437,7 +447,11 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
   gdr_scratch w(mem, Ce, p.K, p.V);
   const index_t G = j1 - j0, KV = w.Kp * w.Vp;
   float* states = G > 1 ? reinterpret_cast<float*>(mem + gdr_scratch::bytes(Ce, p.K, p.V)) : w.S;
-  for (index_t j = j0; j < j1; ++j) gdr_load_state(in, n_in, j, p.K, p.V, states + (j - j0) * KV, w.Kp, w.Vp);
+  // decode in place: the recurrence touches rows < K only, so a dense [K,V] state with V a multiple of the
+  // padding is used directly (no copy in and out)
+  float* direct = (!chunked && G == 1) ? direct_state(in, n_in, out, n_out, j0, p.K, p.V) : nullptr;
+  if (direct) states = direct;
+  for (index_t j = j0; j < j1 && !direct; ++j) gdr_load_state(in, n_in, j, p.K, p.V, states + (j - j0) * KV, w.Kp, w.Vp);
   const float scale = static_cast<float>(p.scale);
   const index_t so = p.o.template stride<axis::V>();
   for (index_t t = s.t0; t < s.t1; t += Ce) {
@@ -457,6 +471,7 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
       for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
     }
   }
+  if (direct) return;
   for (index_t j = j0; j < j1; ++j) gdr_store_state(out, n_out, j, p.K, p.V, states + (j - j0) * KV, w.Vp);
 }
 

@@ -279,7 +279,9 @@ void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& 
   rwkv7_scratch w(mem, Ce, p.K, p.V);
   const index_t G = h1 - h0, KV = w.Kp * w.Vp;
   float* states = G > 1 ? reinterpret_cast<float*>(mem + rwkv7_scratch::bytes(Ce, p.K, p.V)) : w.S;
-  for (index_t h = h0; h < h1; ++h) gdr_load_state(in, n_in, h, p.K, p.V, states + (h - h0) * KV, w.Kp, w.Vp);
+  float* direct = (!chunked && G == 1) ? direct_state(in, n_in, out, n_out, h0, p.K, p.V) : nullptr;
+  if (direct) states = direct;
+  for (index_t h = h0; h < h1 && !direct; ++h) gdr_load_state(in, n_in, h, p.K, p.V, states + (h - h0) * KV, w.Kp, w.Vp);
   const float scale = static_cast<float>(p.scale);
   const index_t so = p.o.template stride<axis::V>();
   auto prefetch = [&](index_t t, index_t cn, index_t h) {
@@ -305,6 +307,7 @@ void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& 
       for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, p.V, w.o + i * w.Vp);
     }
   }
+  if (direct) return;
   for (index_t h = h0; h < h1; ++h) gdr_store_state(out, n_out, h, p.K, p.V, states + (h - h0) * KV, w.Vp);
 }
 
