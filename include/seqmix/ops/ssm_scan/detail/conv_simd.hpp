@@ -72,6 +72,7 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
   const auto segs = make_segments(Bn, L, a.cu_seqlens);
   const index_t ns = static_cast<index_t>(segs.size());
   const int workers = std::max(1, o.run.workers());
+  const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * W);
   const bool row_contig = a.x.template stride<axis::L>() == 1 && a.out.template stride<axis::L>() == 1;
   const bool chan_last = !row_contig && a.x.template stride<axis::D>() == 1 && a.out.template stride<axis::D>() == 1;
   auto hist_at = [&](const segment& sg, index_t d, index_t i) -> float {  // xhat[-(W-1) + i]
@@ -84,7 +85,7 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
     const index_t nblk = (Dn + DB - 1) / DB;
     workspace& ws = o.run.scratch();
     ws.reserve(workers, 2 * arena_bytes<float>(W + V) + arena_bytes<float>(std::max<index_t>(L, 1) + 2 * V) * 2);
-    parallel_for(o.run.executor, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
+    parallel_for(ex, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
       const segment& sg = segs[static_cast<std::size_t>(si)];
       const index_t len = sg.t1 - sg.t0;
       arena ar(ws.get(worker), ws.bytes_per_worker());
@@ -134,7 +135,7 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
       task_t0.push_back(t0);
     }
   const index_t sxl = a.x.template stride<axis::L>(), sol = a.out.template stride<axis::L>();
-  parallel_for(o.run.executor, static_cast<index_t>(task_seg.size()), [&](index_t task) {
+  parallel_for(ex, static_cast<index_t>(task_seg.size()), [&](index_t task) {
     const index_t si = task_seg[static_cast<std::size_t>(task)];
     const segment& sg = segs[static_cast<std::size_t>(si)];
     const index_t t0 = task_t0[static_cast<std::size_t>(task)], t1 = std::min(sg.t1, t0 + TB);
@@ -193,7 +194,8 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
   const bool silu = o.activation == conv_activation::silu;
   constexpr index_t DB = 64;
   const index_t nblk = (Dn + DB - 1) / DB;
-  parallel_for(o.run.executor, grid{Bn, nblk}, [&](index_t b, index_t blk) {
+  const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * W);
+  parallel_for(ex, grid{Bn, nblk}, [&](index_t b, index_t blk) {
     const index_t slot = a.conv_state_indices ? a.conv_state_indices(b) : b;
     for (index_t d = blk * DB; d < std::min(Dn, blk * DB + DB); ++d) {
       if (slot < 0) {

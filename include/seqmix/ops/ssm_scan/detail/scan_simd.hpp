@@ -179,7 +179,8 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
   workspace& ws = o.run.scratch();
   ws.reserve(std::max(1, o.run.workers()), bytes);
 
-  parallel_for(o.run.executor, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
+  const any_executor ex = pick_executor(o.run, static_cast<double>(Bn) * Dn * std::max<index_t>(L, 1) * N);
+  parallel_for(ex, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
     const segment& sg = segs[static_cast<std::size_t>(si)];
     const index_t b = sg.b, d0 = blk * W, nc = std::min(W, Dn - d0);
     arena ar(ws.get(worker), ws.bytes_per_worker());

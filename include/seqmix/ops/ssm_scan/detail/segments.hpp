@@ -7,6 +7,7 @@
 
 #include "../../../config.hpp"
 #include "../../../core/tensor_view.hpp"
+#include "../../../runtime/context.hpp"
 #include "../policies.hpp"
 
 namespace seqmix::detail::ssm {
@@ -43,6 +44,12 @@ inline std::vector<segment> make_segments(index_t batch, index_t len,
     }
   }
   return s;
+}
+
+/// The executor to use for `work` multiply-adds: small calls (decode steps, short prompts) stay on the
+/// calling thread, where waking a pool would cost more than the work.
+inline any_executor pick_executor(const run_context& r, double work) {
+  return work < 2.0e5 ? any_executor(seq) : r.executor;
 }
 
 }  // namespace seqmix::detail::ssm

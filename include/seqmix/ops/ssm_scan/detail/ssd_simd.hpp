@@ -94,7 +94,8 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
   ws.reserve(workers, bytes);
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
 
-  parallel_for(o.run.executor, grid{ns, G, nhb}, [&](index_t si, index_t g, index_t hbi, int worker) {
+  const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * N * 2);
+  parallel_for(ex, grid{ns, G, nhb}, [&](index_t si, index_t g, index_t hbi, int worker) {
     const segment& sg = segs[static_cast<std::size_t>(si)];
     const index_t b = sg.b;
     const index_t h0 = g * HG + hbi * HB, h1 = std::min(g * HG + HG, h0 + HB);
@@ -263,7 +264,8 @@ void ssd_recurrent(const ssd_args<T>& a, const ssd_options& o, const std::vector
   workspace& ws = o.run.scratch();
   ws.reserve(workers, arena_bytes<float>(P * Np) + 2 * arena_bytes<float>(Np) + 3 * arena_bytes<float>(P));
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
-  parallel_for(o.run.executor, grid{ns, H}, [&](index_t si, index_t h, int worker) {
+  const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * N * 2);
+  parallel_for(ex, grid{ns, H}, [&](index_t si, index_t h, int worker) {
     const segment& sg = segs[static_cast<std::size_t>(si)];
     const index_t b = sg.b, g = h / HG;
     arena ar(ws.get(worker), ws.bytes_per_worker());

@@ -31,7 +31,8 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
   ws.reserve(workers, 4 * arena_bytes<float>(Np));
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
   const index_t sAn = a.A.template stride<axis::N>(), ssn = a.state.template stride<axis::N>();
-  parallel_for(o.run.executor, grid{Bn, H}, [&](index_t b, index_t h, int worker) {
+  const any_executor ex = pick_executor(o.run, static_cast<double>(Bn) * H * P * N);
+  parallel_for(ex, grid{Bn, H}, [&](index_t b, index_t h, int worker) {
     const index_t slot = a.state_batch_indices ? a.state_batch_indices(b) : b;
     if (slot < 0) {
       for (index_t p = 0; p < P; ++p) a.out(b, h, p) = from_float<T>(0.0f);
