@@ -47,9 +47,11 @@ void run_delta_rule(case_context& ctx) {
     auto beta_v = per_value ? ctx.input<T, bthv>("beta") : const_view<T, bthv>{};  // [B,T,H,V]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");                 // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = delta_outputs<T>(ctx, q.template extent<axis::B>(), q.template extent<axis::T>(),
+    auto outs = delta_outputs<T>(ctx, q.template extent<axis::B>(), q.template extent<axis::T>(),
                                     v.template extent<axis::H>(), q.template extent<axis::K>(),
                                     v.template extent<axis::V>(), cu);
+    auto o = outs.first;    // [B,T,HV,V]
+    auto ht = outs.second;  // [N,HV,K,V]
     ctx.timed([&] {
       delta_rule<Backend>(delta_rule_args<T>{.q = q, .k = k, .v = v, .beta = beta, .o = o, .initial_state = h0,
                                              .final_state = ht, .cu_seqlens = cu, .beta_v = beta_v},
@@ -78,9 +80,11 @@ void run_gated_delta_rule(case_context& ctx) {
     auto dt_bias_k = bias_k ? ctx.input<float, hk>("dt_bias") : const_view<float, hk>{};  // [HV,K]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");                 // [N,HV,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = delta_outputs<T>(ctx, q.template extent<axis::B>(), q.template extent<axis::T>(),
+    auto outs = delta_outputs<T>(ctx, q.template extent<axis::B>(), q.template extent<axis::T>(),
                                     v.template extent<axis::H>(), q.template extent<axis::K>(),
                                     v.template extent<axis::V>(), cu);
+    auto o = outs.first;    // [B,T,HV,V]
+    auto ht = outs.second;  // [N,HV,K,V]
     ctx.timed([&] {
       gated_delta_rule<Backend>(gated_delta_rule_args<T>{.q = q, .k = k, .v = v, .g = g, .beta = beta, .o = o,
                                                          .initial_state = h0, .final_state = ht, .cu_seqlens = cu,
@@ -103,9 +107,11 @@ void run_rwkv7(case_context& ctx) {
     auto b = ctx.input<T, bthk>("b");                                           // [B,T,H,K]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");                 // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = delta_outputs<T>(ctx, r.template extent<axis::B>(), r.template extent<axis::T>(),
+    auto outs = delta_outputs<T>(ctx, r.template extent<axis::B>(), r.template extent<axis::T>(),
                                     v.template extent<axis::H>(), r.template extent<axis::K>(),
                                     v.template extent<axis::V>(), cu);
+    auto o = outs.first;    // [B,T,HV,V]
+    auto ht = outs.second;  // [N,HV,K,V]
     ctx.timed([&] {
       rwkv7<Backend>(rwkv7_args<T>{.r = r, .w = w, .k = k, .v = v, .a = a, .b = b, .o = o, .initial_state = h0,
                                    .final_state = ht, .cu_seqlens = cu},
