@@ -146,16 +146,16 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
       gemm<A, false>(q, round_up_to(q, 2 * W), N, Cc, N, 1, BcT, Qb, CB, ldm);
 
       for (index_t h = h0; h < h1; ++h) {
-        {  // rows of the next (head, chunk) are 8 KB apart in [B,L,H,P]: fetch them while this head computes
-          const index_t hn = h + 1 < h1 ? h + 1 : h0, cn = h + 1 < h1 ? c0 : c0 + Q;
-          if (cn < sg.t1) {
-            const index_t qn = std::min(Q, sg.t1 - cn);
-            const index_t rb = static_cast<index_t>(sizeof(T)) * P;
-            prefetch_rows(a.x.ptr(b, cn, hn, 0), a.x.template stride<axis::T>(), qn, rb, false);
-            if (a.z) prefetch_rows(a.z.ptr(b, cn, hn, 0), a.z.template stride<axis::T>(), qn, rb, false);
-            prefetch_rows(a.out.ptr(b, cn, hn, 0), a.out.template stride<axis::T>(), qn, rb, true);
-          }
-        }
+        // rows of the next (head, chunk) are H*P elements apart in [B,L,H,P]: fetched below, a few per row of M
+        const index_t hn = h + 1 < h1 ? h + 1 : h0, cn = h + 1 < h1 ? c0 : c0 + Q;
+        const index_t qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
+        const index_t rb = static_cast<index_t>(sizeof(T)) * P;
+        auto prefetch_next = [&](index_t t) {
+          if (t >= qn) return;
+          prefetch_rows(a.x.ptr(b, cn + t, hn, 0), 0, 1, rb, false);
+          if (a.z) prefetch_rows(a.z.ptr(b, cn + t, hn, 0), 0, 1, rb, false);
+          prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, rb, true);
+        };
         float* Sh = S + (h - h0) * N * Pp;
         const bool szero = zero_state[static_cast<std::size_t>(h - h0)] != 0;
         // dt' and cumulative log decay (double, split into float hi + lo for exact differences)
@@ -190,6 +190,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         for (index_t i = 0; i < W; ++i) iota[i] = static_cast<float>(i);
         const Bt lane = Bt::load_aligned(iota);
         for (index_t t = 0; t < q; ++t) {
+          prefetch_next(t);
           const Bt th(chi[t]), tl(clo[t]);
           float* mr = M + t * ldm;
           const float* cr = CB + t * ldm;
@@ -202,6 +203,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           Bt(0.0f).store_aligned(mr + s);
           Bt(0.0f).store_aligned(mr + s + W);
         }
+        for (index_t t = q; t < qn; ++t) prefetch_next(t);
         gemm<A, true, true>(q, Pp, q, M, ldm, 1, X, Pp, Y, Pp);
         // output: y + D x, gate, store
         if (a.D) for (index_t p = 0; p < P; ++p) Dv[p] = to_float(a.D(h, p));
