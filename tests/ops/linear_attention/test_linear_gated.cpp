@@ -173,8 +173,9 @@ TEST_CASE("gated linear ops: varlen == separate calls", "[linear_attention][varl
 TEST_CASE("gated linear ops: decode steps after a chunked prefill == one longer prefill", "[linear_attention][decode]") {
   rng r(17);
   for (gated_op op : all_gated_ops()) {
+   for (index_t Vd : {10, 16}) {  // 16: the in-place path on the caller's state rows
     if (op == gated_op::linear_attn_norm) continue;
-    const gated_shape s{3, 45, 2, 12, 10};
+    const gated_shape s{3, 45, 2, 12, Vd};
     const index_t P = 40;
     gated_data<float> d(s, r);
     d.for_op(op, r);
@@ -201,9 +202,10 @@ TEST_CASE("gated linear ops: decode steps after a chunked prefill == one longer 
       for (index_t h = 0; h < s.H; ++h)
         for (index_t k = 0; k < s.K; ++k)
           for (index_t v = 0; v < s.V; ++v) out.ht.view()(b, h, k, v) = cache.view()(perm[static_cast<std::size_t>(b)], h, k, v);
-    INFO(op_name(op));
+    INFO(op_name(op) << " V " << Vd);
     SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
     SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
+   }
   }
 }
 

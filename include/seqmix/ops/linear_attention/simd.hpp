@@ -30,31 +30,60 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
   const index_t K = p.K, V = p.V, H = p.H, N = p.plan.count();
   if (N == 0 || H == 0) return;
   workspace& ws = run.scratch();
-  const int workers = std::max(1, run.workers());
+  // Small calls (decode steps, a few tokens) run on the calling thread: waking a second thread costs more
+  // than the work (a GLA decode step, H = 16, K = V = 64, is ~20 us).
+  index_t tokens = 0;
+  for (index_t n = 0; n < N; ++n) tokens += p.plan[n].length();
+  const bool small = tokens * H * K * V < (index_t{1} << 21);
+  const any_executor ex = small ? any_executor(seq) : run.executor;
+  const int workers = small ? 1 : std::max(1, run.workers());
   const index_t G = gated_heads_per_task(N, H, workers);
   const index_t groups = (H + G - 1) / G;
   ws.reserve(workers, gated_bufs::bytes<Arch>(K, V, C, G));
   const float scale = static_cast<float>(p.scale);
-  parallel_for(run.executor, grid{N, groups}, [&](index_t n, index_t grp, int worker) {
+  // Decode in place: the recurrent step works on the caller's state rows directly (no copy in or out)
+  // when they are contiguous along V and V is a multiple of the SIMD width.
+  const bool recurrent_only = mode == linear_mode::recurrent || p.gv ||
+                              (mode == linear_mode::auto_ && !linear_policy::auto_uses_chunk(p.plan.T, K, V) &&
+                               !p.plan.cu);
+  const bool in_place = recurrent_only && p.st.out && p.st.in.data() == p.st.out.data() &&
+                        p.st.out.template stride<axis::V>() == 1 && V % simd_width<Arch> == 0 && !p.normalize;
+  parallel_for(ex, grid{N, groups}, [&](index_t n, index_t grp, int worker) {
     const seq_desc sd = p.plan[n];
     const index_t slot = p.st.slot(sd.n);
     if (slot < 0) return;
     const index_t h0 = grp * G, h1 = std::min(H, h0 + G);
     const gated_bufs bf = gated_bufs::carve<Arch>(ws.get(worker), ws.bytes_per_worker(), K, V, C, G);
-    bf.clear(G);
+    if (V % simd_width<Arch> != 0) bf.clear_v();
     const auto task = [&](index_t h) {
+      if (in_place) {
+        return gated_task<Arch, T>{p, bf, p.st.out.ptr(slot, h, 0, 0), bf.zs, sd.b, h, K, V, scale, p.normalize,
+                                   sd.t1, p.st.out.template stride<axis::K>()};
+      }
       float* S = bf.states + (h - h0) * bf.Kp * bf.Vp;
       float* z = bf.zs + (h - h0) * bf.Kp;
-      return gated_task<Arch, T>{p, bf, S, z, sd.b, h, K, V, scale, p.normalize, sd.t1};
+      return gated_task<Arch, T>{p, bf, S, z, sd.b, h, K, V, scale, p.normalize, sd.t1, bf.Vp};
     };
+    if (in_place) {
+      for (index_t h = h0; h < h1; ++h) task(h).recurrent(sd.t0, sd.t1);
+      return;
+    }
     for (index_t h = h0; h < h1; ++h) {
       const auto tk = task(h);
-      if (p.st.in) {
-        for (index_t a = 0; a < K; ++a) {
+      for (index_t a = 0; a < K; ++a) {
+        float* dst = tk.S + a * bf.Vp;
+        if (p.st.in) {
           const float* row = p.st.in.ptr(slot, h, a, 0);
           const index_t sv = p.st.in.template stride<axis::V>();
-          for (index_t c = 0; c < V; ++c) tk.S[a * bf.Vp + c] = row[c * sv];
+          if (sv == 1) {
+            for (index_t c = 0; c < V; ++c) dst[c] = row[c];
+          } else {
+            for (index_t c = 0; c < V; ++c) dst[c] = row[c * sv];
+          }
+        } else {
+          for (index_t c = 0; c < V; ++c) dst[c] = 0.0f;
         }
+        for (index_t c = V; c < bf.Vp; ++c) dst[c] = 0.0f;
       }
       if (p.normalize) {
         for (index_t a = 0; a < K; ++a) tk.z[a] = p.z.in ? p.z.in(slot, h, a) : 0.0f;
@@ -62,7 +91,7 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
     }
     const bool chunked =
         !p.gv && (mode == linear_mode::chunk ||
-                  (mode == linear_mode::auto_ && sd.length() >= linear_policy::auto_chunk_min_length));
+                  (mode == linear_mode::auto_ && linear_policy::auto_uses_chunk(sd.length(), K, V)));
     if (chunked) {
       for (index_t c0 = sd.t0; c0 < sd.t1; c0 += C) {
         const index_t L = std::min(C, sd.t1 - c0);
@@ -90,7 +119,11 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
         for (index_t a = 0; a < K; ++a) {
           float* row = p.st.out.ptr(slot, h, a, 0);
           const index_t sv = p.st.out.template stride<axis::V>();
-          for (index_t c = 0; c < V; ++c) row[c * sv] = tk.S[a * bf.Vp + c];
+          if (sv == 1) {
+            for (index_t c = 0; c < V; ++c) row[c] = tk.S[a * bf.Vp + c];
+          } else {
+            for (index_t c = 0; c < V; ++c) row[c * sv] = tk.S[a * bf.Vp + c];
+          }
         }
       }
       if (p.z.out) {

@@ -116,11 +116,8 @@ struct gated_bufs {
     b.hi = ar.alloc<float>(vec_n);
     return b;
   }
-  void clear(index_t G) const noexcept {
-    std::memset(states, 0, sizeof(float) * static_cast<std::size_t>(G * Kp * Vp));
-    std::memset(Vb, 0, sizeof(float) * static_cast<std::size_t>(Cp * Vp));
-    std::memset(Kt, 0, sizeof(float) * static_cast<std::size_t>(Kp * Cp));
-  }
+  /// Zeroes the value rows (their pad columns must stay 0 when V is not a multiple of the width).
+  void clear_v() const noexcept { std::memset(Vb, 0, sizeof(float) * static_cast<std::size_t>(Cp * Vp)); }
 };
 
 /// One (sequence, head) task of a gated problem in float32.
@@ -137,7 +134,9 @@ struct gated_task {
   float scale;
   bool has_z;
   index_t t_end;  ///< end of the sequence (prefetch bound)
+  index_t ldS;    ///< row pitch of S (bf.Vp, or the caller's state rows in place)
   static constexpr index_t prefetch_ahead = 16;
+  static constexpr index_t recurrent_ahead = 4;  ///< tokens prefetched ahead by the recurrent form
 
   // ------------------------------------------------------------------ token loads
   float scalar_gate(index_t t) const noexcept {
@@ -208,7 +207,6 @@ struct gated_task {
   template <int NB, bool Bonus, bool Gv>
   SEQMIX_ALWAYS_INLINE void rec_cols_impl(index_t j, const float* q, const float* k, const float* v, const float* d,
                                           const float* dv, float* o, float bonus) const noexcept {
-    const index_t Vp = bf.Vp;
     F vv[NB], acc[NB], gvv[NB];
     for (int c = 0; c < NB; ++c) {
       vv[c] = F::load_aligned(v + j + c * W);
@@ -217,13 +215,13 @@ struct gated_task {
     }
     for (index_t a = 0; a < K; ++a) {
       const F bd(d[a]), bk(k[a]), bq(q[a]);
-      float* srow = S + a * Vp + j;
+      float* srow = S + a * ldS + j;
       for (int c = 0; c < NB; ++c) {
-        F s = F::load_aligned(srow + c * W);
+        F s = F::load_unaligned(srow + c * W);
         if constexpr (Bonus) acc[c] = xsimd::fma(bq, s, acc[c]);
         if constexpr (Gv) s = s * gvv[c];
         s = xsimd::fma(s, bd, bk * vv[c]);
-        s.store_aligned(srow + c * W);
+        s.store_unaligned(srow + c * W);
         if constexpr (!Bonus) acc[c] = xsimd::fma(bq, s, acc[c]);
       }
     }
@@ -249,6 +247,7 @@ struct gated_task {
     float* dv = bf.e;
     const index_t Vp = bf.Vp;
     for (index_t t = t0; t < t1; ++t) {
+      if (t + recurrent_ahead < t1) prefetch(t + recurrent_ahead, t + recurrent_ahead + 1);
       load_q(t, q);
       load_k(t, k);
       load_v(t, v);
