@@ -41,7 +41,7 @@ struct exit_request {
 };
 
 [[noreturn]] void die(const std::string& who, const std::string& msg, int code = 1) {
-  throw exit_request{code, who + ": " + one_line(msg)};
+  throw exit_request{code, one_line(who + ": " + msg)};
 }
 
 int parse_positive(const std::string& flag, const char* text) {
