@@ -570,3 +570,19 @@ TEST_CASE("delta_rule: varlen == separate calls, two halves == one pass", "[delt
   SEQMIX_REQUIRE_CLOSE(o.cview().slice<axis::T>(t0, t1), o_sep.cview().slice<axis::T>(t0, t1), testing::tolerance<float>(130));
   SEQMIX_REQUIRE_CLOSE(s2.cview(), ht_sep.cview().slice<axis::N>(1, 2), testing::tolerance<float>(130));
 }
+
+TEST_CASE("gated_delta_rule: two workers over head groups == reference", "[gated_delta_rule][threads]") {
+  gdn_case c{.B = 1, .T = 200, .H = 3, .HV = 6, .K = 64, .V = 64, .gt = gate::scalar, .h0 = true, .l2 = true};
+  gdn_inputs<float> in(c, 1600);
+  const auto ref = gdn_reference(in);
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+    tensor<float, bthv> o({c.B, c.T, c.HV, c.V});
+    tensor<float, nhkv> ht({c.B, c.HV, c.K, c.V});
+    o.poison();
+    auto opt = in.opts(m, 32);
+    opt.run.executor = par_t{2};
+    gated_delta_rule(in.args(o.view(), ht.view()), opt);
+    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o_ref.cview(), testing::tolerance<float>(c.T));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht_ref.cview(), testing::tolerance<float>(c.T));
+  }
+}

@@ -375,3 +375,17 @@ TEST_CASE("rwkv7 and gated_delta_rule: reference decode == reference prefill", "
   SEQMIX_REQUIRE_CLOSE(s2.cview().slice<axis::N>(0, 1), ht_ref.cview().slice<axis::N>(0, 1), testing::tolerance<float>(T));
   for (index_t t = 0; t < T; ++t) REQUIRE(o2.cview()(1, t, 0, 3) == 0.0f);  // skipped row: zero output
 }
+
+TEST_CASE("rwkv7: two workers over head groups == reference", "[rwkv7][threads]") {
+  rw_case c{.B = 1, .T = 200, .H = 5, .K = 64, .V = 64};
+  rw_inputs<float> in(c, 95);
+  const auto ref = rw_reference(in);
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+    tensor<float, bthv> o({c.B, c.T, c.H, c.V});
+    tensor<float, nhkv> ht({c.B, c.H, c.K, c.V});
+    o.poison();
+    rwkv7(in.args(o.view(), ht.view()), {.scale = 0.9f, .mode = m, .run = {.executor = par_t{2}}});
+    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+    SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+  }
+}

@@ -18,6 +18,13 @@ namespace seqmix::delta_detail {
 inline constexpr index_t gdr_auto_chunk_min = 64;
 inline constexpr index_t auto_chunk_min_state = 64 * 64;
 
+/// Calls with fewer state-element updates than this (tokens x value heads x K x V) run on the calling
+/// thread: waking a second worker costs more than such a call (a decode step of one small layer).
+inline constexpr double parallel_min_work = 2.0 * 1024 * 1024;
+inline any_executor pick_executor(const run_context& run, double work) noexcept {
+  return work < parallel_min_work ? any_executor(seq) : run.executor;
+}
+
 template <class Backend, class T>
 void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const_state_view h0, state_view ht,
              linear_mode mode, index_t C, const run_context& run) {
@@ -31,10 +38,12 @@ void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const
     using Arch = typename Backend::arch;
     workspace& ws = run.scratch();
     const index_t N = plan.count();
-    const index_t ng = head_groups(N, p.HV, run.workers());
+    const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
+                        static_cast<double>(p.HV * p.K * p.V);
+    const index_t ng = head_groups(N, p.HV, work < parallel_min_work ? 1 : run.workers());
     const index_t G = (p.HV + ng - 1) / ng;
     ws.reserve(run.workers(), gdr_group_bytes(C, p.K, p.V, G));
-    parallel_for(run.executor, grid{N, ng}, [&](index_t n, index_t gi, int worker) {
+    parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
       const auto s = plan[n];
       const index_t j0 = gi * G, j1 = std::min(p.HV, j0 + G);
       if (j0 >= j1) return;
@@ -53,7 +62,8 @@ void gdr_run_decode(const gdr_problem<T>& p, index_t B, index_t Tn, state_view s
                     const run_context& run) {
   workspace& ws = run.scratch();
   if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(run.workers(), gdr_scratch::bytes(Tn, p.K, p.V));
-  parallel_for(run.executor, grid{B, p.HV}, [&](index_t b, index_t j, int worker) {
+  const double work = static_cast<double>(B * Tn) * static_cast<double>(p.HV * p.K * p.V);
+  parallel_for(pick_executor(run, work), grid{B, p.HV}, [&](index_t b, index_t j, int worker) {
     const index_t slot = idx ? static_cast<index_t>(idx(b)) : b;
     if (slot < 0) {
       for (index_t t = 0; t < Tn; ++t)

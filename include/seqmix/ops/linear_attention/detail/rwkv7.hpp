@@ -104,10 +104,12 @@ void rwkv7_run(const rwkv7_problem<T>& p, const linear_detail::seq_plan& plan, c
   } else {
     workspace& ws = run.scratch();
     const index_t N = plan.count();
-    const index_t ng = head_groups(N, p.H, run.workers());
+    const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
+                        static_cast<double>(p.H * p.K * p.V);
+    const index_t ng = head_groups(N, p.H, work < parallel_min_work ? 1 : run.workers());
     const index_t G = (p.H + ng - 1) / ng;
     ws.reserve(run.workers(), rwkv7_group_bytes(C, p.K, p.V, G));
-    parallel_for(run.executor, grid{N, ng}, [&](index_t n, index_t gi, int worker) {
+    parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
       const auto s = plan[n];
       const index_t j0 = gi * G, j1 = std::min(p.H, j0 + G);
       if (j0 >= j1) return;
@@ -154,7 +156,8 @@ void rwkv7_decode(const rwkv7_decode_args<T>& x, const rwkv7_options& o = {}, Ba
   linear_detail::check_state_indices(c, x.state_indices, B, N);
   workspace& ws = o.run.scratch();
   if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(o.run.workers(), delta_detail::rwkv7_scratch::bytes(Tn, p.K, p.V));
-  parallel_for(o.run.executor, grid{B, p.H}, [&](index_t b, index_t h, int worker) {
+  const double work = static_cast<double>(B * Tn) * static_cast<double>(p.H * p.K * p.V);
+  parallel_for(delta_detail::pick_executor(o.run, work), grid{B, p.H}, [&](index_t b, index_t h, int worker) {
     const index_t slot = x.state_indices ? static_cast<index_t>(x.state_indices(b)) : b;
     if (slot < 0) {
       for (index_t t = 0; t < Tn; ++t)
