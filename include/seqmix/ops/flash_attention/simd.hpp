@@ -205,6 +205,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
                       Dv % 8 == 0;
 
   [[maybe_unused]] const bool v_heads_adjacent = kc.v.template stride<axis::H>() == Dv;
+  [[maybe_unused]] const bool k_heads_adjacent = kc.k.template stride<axis::H>() == D;
   struct dtask {
     index_t b, c0, c1;  // chunks [c0, c1) of decode_chunk keys, all kv heads
   };
@@ -288,11 +289,17 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
 #if SEQMIX_FA_DIRECT_DECODE
       if constexpr (direct_storage<C>) {
         if (direct && kind == tile_kind::full) {
-          // V rows of the chunk start streaming in memory order while the scores of every head are
-          // computed from K, also in memory order; P V then reads V from cache, head by head.
+          // V rows of this chunk and K rows of the next start streaming in memory order while the scores
+          // of every head are computed from K, also in memory order; P V then reads V from cache.
           for (index_t hk = 0; hk < (v_heads_adjacent ? 1 : Hkv); ++hk)
             prefetch_rows([&](index_t j) { return vptr(j0 + j, hk); }, nk,
                           static_cast<std::size_t>((v_heads_adjacent ? Hkv : 1) * Dv) * sizeof(C));
+          if (c + 1 < tk.c1) {
+            const index_t n1 = std::min(decode_chunk, L - j0 - decode_chunk);
+            for (index_t hk = 0; hk < (k_heads_adjacent ? 1 : Hkv); ++hk)
+              prefetch_rows([&](index_t j) { return kptr(j0 + decode_chunk + j, hk); }, n1,
+                            static_cast<std::size_t>((k_heads_adjacent ? Hkv : 1) * D) * sizeof(C));
+          }
           qk_direct<C>(qs, Dp, M, Hkv, [&](index_t j, index_t hk) { return kptr(j0 + j, hk); }, nk, D, s);
           for (index_t hk = 0; hk < Hkv; ++hk) {
             float* m = parts + static_cast<std::size_t>(ti * Hkv + hk) * part;
