@@ -88,18 +88,8 @@ class tensor {
   /// Applies f to every element of the logical view.
   template <class F>
   void for_each(F&& f) {
-    auto v = view();
-    std::array<index_t, Layout::rank> idx{};
-    const index_t n = count(ext_);
-    for (index_t flat = 0; flat < n; ++flat) {
-      index_t rem = flat, off = 0;
-      for (std::size_t k = Layout::rank; k-- > 0;) {
-        idx[k] = rem % ext_[k];
-        rem /= ext_[k];
-        off += idx[k] * str_[k];
-      }
-      f(v.data()[off]);
-    }
+    T* p = buf_.data();
+    visit(ext_, str_, str_, [&](index_t o, index_t) { f(p[o]); });
   }
   /// Element-wise copy into another tensor of the same extents (any storage, any T).
   template <class U>
@@ -107,17 +97,8 @@ class tensor {
     tensor<U, Layout> out(ext_);
     auto src = cview();
     auto dst = out.view();
-    const index_t n = count(ext_);
-    for (index_t flat = 0; flat < n; ++flat) {
-      index_t rem = flat, so = 0, dO = 0;
-      for (std::size_t k = Layout::rank; k-- > 0;) {
-        const index_t i = rem % ext_[k];
-        rem /= ext_[k];
-        so += i * src.stride(k);
-        dO += i * dst.stride(k);
-      }
-      dst.data()[dO] = convert_value<U>(src.data()[so]);
-    }
+    visit(ext_, src.strides(), dst.strides(),
+          [&](index_t so, index_t dO) { dst.data()[dO] = convert_value<U>(src.data()[so]); });
     return out;
   }
   /// Copy with the same extents into padded storage (a strided version of the same values).
@@ -125,18 +106,24 @@ class tensor {
     tensor out = padded(ext_, pad);
     auto src = cview();
     auto dst = out.view();
-    const index_t n = count(ext_);
-    for (index_t flat = 0; flat < n; ++flat) {
-      index_t rem = flat, so = 0, dO = 0;
-      for (std::size_t k = Layout::rank; k-- > 0;) {
-        const index_t i = rem % ext_[k];
-        rem /= ext_[k];
-        so += i * src.stride(k);
-        dO += i * dst.stride(k);
-      }
-      dst.data()[dO] = src.data()[so];
-    }
+    visit(ext_, src.strides(), dst.strides(), [&](index_t so, index_t dO) { dst.data()[dO] = src.data()[so]; });
     return out;
+  }
+
+  /// Calls f(offset_a, offset_b) for every logical index of extents `ext` under two stride sets.
+  template <class F>
+  static void visit(const extents_type& ext, const extents_type& sa, const extents_type& sb, F&& f) {
+    const index_t n = count(ext);
+    for (index_t flat = 0; flat < n; ++flat) {
+      index_t rem = flat, oa = 0, ob = 0;
+      for (std::size_t k = Layout::rank; k-- > 0;) {
+        const index_t i = rem % ext[k];
+        rem /= ext[k];
+        oa += i * sa[k];
+        ob += i * sb[k];
+      }
+      f(oa, ob);
+    }
   }
 
   static index_t count(const extents_type& e) {
