@@ -523,6 +523,21 @@ TEST_CASE("seqmix-run: integer inputs and typed options", "[tools][seqmix-run]")
         REQUIRE(yv[i] == static_cast<float>(-static_cast<double>(static_cast<float>(x[i]))));
     }
   }
+  // A list option.
+  write_case(p / "case.json", {{"op", "identity"},
+                               {"options", {{"add", {0.5, -1.0, 2.0}}}},
+                               {"inputs", {{"x", "x.npy"}}},
+                               {"outputs", {{"y", "y.npy"}}}});
+  {
+    const auto res = run_tool({(p / "case.json").string()}, p);
+    INFO("stderr: " << res.err);
+    REQUIRE(res.code == 0);
+    const double add[] = {0.5, -1.0, 2.0};
+    const auto [ys, yv] = read_f32(p / "y.npy");
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      REQUIRE(yv[i] == static_cast<float>(static_cast<double>(static_cast<float>(x[i])) + add[i % 3]));
+    }
+  }
   struct bad {
     const char* what;
     std::string idx_file;
@@ -554,6 +569,11 @@ TEST_CASE("seqmix-run: integer inputs and typed options", "[tools][seqmix-run]")
        npy_of({1}, {1}, file_dtype::i4),
        {{"negate", 1}},
        {"option negate = 1, expected true or false"}},
+      {"scalar for a list", npy_of({1}, {1}, file_dtype::i4), {{"add", 3}}, {"option add = 3, expected a list"}},
+      {"string in a list",
+       npy_of({1}, {1}, file_dtype::i4),
+       {{"add", {1, "x"}}},
+       {"option add[1] = \"x\", expected a number"}},
   };
   for (const auto& c : cases) {
     INFO(c.what);
@@ -701,6 +721,8 @@ TEST_CASE("seqmix-run: bad cases name the op, the tensor and the problem", "[too
     require_one_line_error(run_tool({(p / "case.json").string()}, p),
                            {"seqmix-run identity: ", std::string("option scale = ") + tok, "finite"});
   }
+  put(p / "case.json", "{\"op\": \"identity\", \"options\": {\"add\": [1, NaN]}, \"inputs\": {\"x\": \"x.npy\"}}");
+  require_one_line_error(run_tool({(p / "case.json").string()}, p), {"option add[1] = NaN, expected a finite number"});
   put(p / "case.json", "{\"op\": \"identity\", \"options\": {\"scale\": 1e999}, \"inputs\": {\"x\": \"x.npy\"}}");
   require_one_line_error(run_tool({(p / "case.json").string()}, p), {"1e999"});
   put(p / "case.json", "{\"op\": \"identity\",\n \"inputs\": {\"x\": ");

@@ -79,12 +79,14 @@ void run_ema_update(case_context& ctx) {
 
 /// identity: x (any rank; float or integer file) -> y = sign * scale * x, passed through the case's dtype
 /// (bf16/f16 round, float64 exact; integer files stay exact), sign = -1 when `negate`; optional idx (any rank,
-/// read as int32: integer files, or float files holding integers) -> idx_out = idx + offset. Modes
+/// read as int32: integer files, or float files holding integers) -> idx_out = idx + offset; option add (a list)
+/// adds add[i % size] to y[i]. Modes
 /// auto/chunk/recurrent all copy: the op exists to test the tool's reading, rounding, option and mode handling.
 void run_identity(case_context& ctx) {
   ctx.mode({"auto", "chunk", "recurrent"});
   const double scale = ctx.option<double>("scale", 1.0) * (ctx.option<bool>("negate", false) ? -1.0 : 1.0);
   const auto offset = ctx.option<std::int64_t>("offset", 0);
+  const auto add = ctx.option<std::vector<double>>("add", {});  // y[i] += add[i % add.size()]
   const std::vector<index_t> shape = ctx.input_shape("x");
   tensor_view<const std::int32_t, layout<axis::I>> idx;
   tensor_view<double, layout<axis::I>> idx_out;
@@ -92,6 +94,7 @@ void run_identity(case_context& ctx) {
     idx = ctx.flat_input<std::int32_t>("idx");                             // [numel]
     idx_out = ctx.flat_output<double>("idx_out", ctx.input_shape("idx"));  // [numel]
   }
+  auto added = [&](index_t i) { return add.empty() ? 0.0 : add[static_cast<std::size_t>(i) % add.size()]; };
   auto copy_idx = [&] {
     for (index_t i = 0; i < idx.size(); ++i) idx_out(i) = static_cast<double>(idx(i) + offset);
   };
@@ -99,7 +102,7 @@ void run_identity(case_context& ctx) {
     auto x = ctx.flat_input<std::int64_t>("x");    // [numel]
     auto y = ctx.flat_output<double>("y", shape);  // [numel]
     ctx.timed([&] {
-      for (index_t i = 0; i < x.size(); ++i) y(i) = scale * static_cast<double>(x(i));
+      for (index_t i = 0; i < x.size(); ++i) y(i) = scale * static_cast<double>(x(i)) + added(i);
       copy_idx();
     });
     return;
@@ -108,7 +111,7 @@ void run_identity(case_context& ctx) {
     auto x = ctx.flat_input<T>("x");               // [numel]
     auto y = ctx.flat_output<double>("y", shape);  // [numel]
     ctx.timed([&] {
-      for (index_t i = 0; i < x.size(); ++i) y(i) = scale * to_double(x(i));
+      for (index_t i = 0; i < x.size(); ++i) y(i) = scale * to_double(x(i)) + added(i);
       copy_idx();
     });
   });
@@ -122,4 +125,4 @@ SEQMIX_RUN_REGISTER("ema_update", &run_ema_update,
 SEQMIX_RUN_REGISTER(
     "identity", &run_identity,
     "x (any rank, any dtype) [idx (int32)] -> y = scale * x through the case dtype, idx_out = idx + offset "
-    "(tool self-test; options: scale, negate, offset)");
+    "(tool self-test; options: scale, negate, offset, add [list])");

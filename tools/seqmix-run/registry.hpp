@@ -37,8 +37,9 @@
 // - input<U, Layout>(name): missing -> "input q is required but missing"; rank mismatch ->
 //   "input gk has rank 3, expected 4 [B,T,H,K]"; data converted to U (the compute type T rounds the inputs:
 //   bf16/f16 cases get bf16/f16 views; float64 cases get the exact file values). Integer U needs integer data.
-// - option<U>(name, default) / required_option<U>(name): U = double, float, bool, int, index_t, std::string;
-//   wrong JSON type or a non-finite number is an error. Every input and option the case gives must be read
+// - option<U>(name, default) / required_option<U>(name): U = double, float, bool, int, index_t, std::string,
+//   or a std::vector of those (a JSON list); wrong JSON type, a non-integer for an integer, or a non-finite
+//   number is an error. Every input and option the case gives must be read
 //   by the op (a typo like "intial_state" is an error, not silently ignored); ctx.mode() likewise for "mode".
 // - output<U, Layout>(name, extents): a contiguous buffer owned by the context; only the outputs the case names
 //   are written (float32, C order); a named output the op never produced is an error.
@@ -218,7 +219,7 @@ class case_context {
     used_options_.insert(name);
     return options_.contains(name);
   }
-  /// Option `name` as U (double, float, bool, integral, std::string), or `def` when absent.
+  /// Option `name` as U (double, float, bool, integral, std::string, or a std::vector of those), or `def`.
   template <class U>
   U option(const std::string& name, U def) {
     if (!has_option(name)) return def;
@@ -229,50 +230,7 @@ class case_context {
   U required_option(const std::string& name) {
     used_options_.insert(name);
     if (!options_.contains(name)) throw case_error("option " + name + " is required but missing");
-    const nlohmann::json& j = options_[name];
-    if constexpr (!std::is_floating_point_v<U>) {
-      if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
-        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) +
-                         ", expected a finite value");
-      }
-    }
-    if constexpr (std::is_same_v<U, bool>) {
-      if (!j.is_boolean()) throw case_error("option " + name + " = " + j.dump() + ", expected true or false");
-      return j.get<bool>();
-    } else if constexpr (std::is_same_v<U, std::string>) {
-      if (!j.is_string()) throw case_error("option " + name + " = " + j.dump() + ", expected a string");
-      return j.get<std::string>();
-    } else if constexpr (std::is_floating_point_v<U>) {
-      if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
-        throw case_error("option " + name + " = " + j.get<std::string>().substr(nonfinite_marker.size()) +
-                         ", expected a finite number");
-      }
-      if (!j.is_number()) throw case_error("option " + name + " = " + j.dump() + ", expected a number");
-      const double d = j.get<double>();
-      if (!std::isfinite(d)) throw case_error("option " + name + " = " + j.dump() + ", expected a finite number");
-      return static_cast<U>(d);
-    } else if constexpr (std::is_integral_v<U>) {
-      double d = 0;
-      if (j.is_number_integer()) {
-        const auto v = j.get<std::int64_t>();
-        if (v < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
-            (v > 0 && static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))) {
-          throw case_error("option " + name + " = " + j.dump() + ", out of range");
-        }
-        return static_cast<U>(v);
-      }
-      if (j.is_number_float()) d = j.get<double>();
-      if (!j.is_number_float() || !std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) {
-        throw case_error("option " + name + " = " + j.dump() + ", expected an integer");
-      }
-      if (d < static_cast<double>(std::numeric_limits<U>::min()) ||
-          d > static_cast<double>(std::numeric_limits<U>::max())) {
-        throw case_error("option " + name + " = " + j.dump() + ", out of range");
-      }
-      return static_cast<U>(d);
-    } else {
-      static_assert(std::is_same_v<U, bool>, "option<U>: U must be bool, std::string, a floating or an integral type");
-    }
+    return option_value<U>(options_[name], "option " + name);
   }
   /// Marks an option as known without reading it (e.g. one only some modes use).
   void accept_option(const std::string& name) { used_options_.insert(name); }
@@ -396,6 +354,64 @@ class case_context {
       return static_cast<U>(-1);
     else
       return U(std::numeric_limits<float>::quiet_NaN());
+  }
+
+  template <class V>
+  struct is_vector : std::false_type {};
+  template <class E, class A>
+  struct is_vector<std::vector<E, A>> : std::true_type {};
+
+  /// JSON value -> U, with messages "<label> = <json>, expected ...".
+  template <class U>
+  static U option_value(const nlohmann::json& j, const std::string& label) {
+    if (j.is_string() && j.get<std::string>().starts_with(nonfinite_marker)) {
+      throw case_error(label + " = " + j.get<std::string>().substr(nonfinite_marker.size()) + ", expected a finite " +
+                       (std::is_floating_point_v<U> ? "number" : "value"));
+    }
+    if constexpr (is_vector<U>::value) {
+      if (!j.is_array()) throw case_error(label + " = " + j.dump() + ", expected a list");
+      U out;
+      for (std::size_t i = 0; i < j.size(); ++i) {
+        out.push_back(option_value<typename U::value_type>(j[i], label + "[" + std::to_string(i) + "]"));
+      }
+      return out;
+    } else if constexpr (std::is_same_v<U, bool>) {
+      if (!j.is_boolean()) throw case_error(label + " = " + j.dump() + ", expected true or false");
+      return j.get<bool>();
+    } else if constexpr (std::is_same_v<U, std::string>) {
+      if (!j.is_string()) throw case_error(label + " = " + j.dump() + ", expected a string");
+      return j.get<std::string>();
+    } else if constexpr (std::is_floating_point_v<U>) {
+      if (!j.is_number()) throw case_error(label + " = " + j.dump() + ", expected a number");
+      const double d = j.get<double>();
+      if (!std::isfinite(d)) throw case_error(label + " = " + j.dump() + ", expected a finite number");
+      return static_cast<U>(d);
+    } else if constexpr (std::is_integral_v<U>) {
+      if (j.is_number_integer()) {
+        if (j.is_number_unsigned() &&
+            j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+          throw case_error(label + " = " + j.dump() + ", out of range");
+        }
+        const auto v = j.get<std::int64_t>();
+        if (v < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
+            (v > 0 && static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))) {
+          throw case_error(label + " = " + j.dump() + ", out of range");
+        }
+        return static_cast<U>(v);
+      }
+      const double d = j.is_number_float() ? j.get<double>() : 0.0;
+      if (!j.is_number_float() || !std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) {
+        throw case_error(label + " = " + j.dump() + ", expected an integer");
+      }
+      if (d < static_cast<double>(std::numeric_limits<U>::min()) ||
+          d > static_cast<double>(std::numeric_limits<U>::max())) {
+        throw case_error(label + " = " + j.dump() + ", out of range");
+      }
+      return static_cast<U>(d);
+    } else {
+      static_assert(std::is_same_v<U, bool>,
+                    "option<U>: U must be bool, std::string, a floating or integral type, or a std::vector of those");
+    }
   }
 
   template <class U>
