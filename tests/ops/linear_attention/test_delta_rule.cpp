@@ -229,6 +229,11 @@ TEST_CASE("gated_delta_rule: bf16 and f16 inputs", "[gated_delta_rule][dtype]") 
     const auto ref = gdn_reference(in);
     for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) gdn_check_fast(in, ref, m, 0);
   }
+  {  // float64 storage through the float32 fast path
+    const auto in = base.convert<double>();
+    const auto ref = gdn_reference(in);
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) gdn_check_fast(in, ref, m, 0);
+  }
 }
 
 TEST_CASE("gated_delta_rule: strided [B,H,T,D] inputs and padded outputs", "[gated_delta_rule][strides]") {

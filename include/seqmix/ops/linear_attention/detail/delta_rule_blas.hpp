@@ -12,6 +12,7 @@
 
 #include "../../../config.hpp"
 #include "../../../core/dtype.hpp"
+#include "../../../simd/load_store.hpp"
 
 namespace seqmix::delta_detail {
 
@@ -211,27 +212,35 @@ SEQMIX_ALWAYS_INLINE void copy_scaled(const float* SEQMIX_RESTRICT src, index_t 
   for (; i < n; ++i) dst[i] = mul * src[i];
 }
 
-/// Row load with dtype conversion and scale (fast path for contiguous float rows).
+/// Row load with dtype conversion and scale: vector loads (bf16/f16 widened in registers) for contiguous rows.
 template <class Arch, class T>
 SEQMIX_ALWAYS_INLINE void ld_row(const T* p, index_t stride, index_t n, float* dst, float mul = 1.0f) noexcept {
   if constexpr (std::is_same_v<T, float>) {
     if (stride == 1) return copy_scaled<Arch>(p, n, dst, mul);
-  }
-  for (index_t i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i * stride]) * mul;
-}
-
-/// Row store with dtype conversion (fast path for contiguous float rows).
-template <class Arch, class T>
-SEQMIX_ALWAYS_INLINE void st_row(T* p, index_t stride, index_t n, const float* src) noexcept {
-  if constexpr (std::is_same_v<T, float>) {
+  } else {
     if (stride == 1) {
       using bt = xsimd::batch<float, Arch>;
       constexpr index_t W = static_cast<index_t>(bt::size);
+      const bt m(mul);
       index_t i = 0;
-      for (; i + W <= n; i += W) bt::load_unaligned(src + i).store_unaligned(p + i);
-      for (; i < n; ++i) p[i] = src[i];
+      for (; i + W <= n; i += W) (m * vec::load<Arch>(p + i)).store_unaligned(dst + i);
+      if (i < n) vec::store_tail(dst + i, m * vec::load_tail<Arch>(p + i, n - i), n - i);
       return;
     }
+  }
+  for (index_t i = 0; i < n; ++i) dst[i] = to_float(p[i * stride]) * mul;
+}
+
+/// Row store with dtype conversion (vector stores for contiguous rows).
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void st_row(T* p, index_t stride, index_t n, const float* src) noexcept {
+  if (stride == 1) {
+    using bt = xsimd::batch<float, Arch>;
+    constexpr index_t W = static_cast<index_t>(bt::size);
+    index_t i = 0;
+    for (; i + W <= n; i += W) vec::store(p + i, bt::load_unaligned(src + i));
+    if (i < n) vec::store_tail(p + i, bt::load_unaligned(src + i), n - i);  // src rows are padded
+    return;
   }
   for (index_t i = 0; i < n; ++i) p[i * stride] = from_float<T>(src[i]);
 }
