@@ -73,7 +73,7 @@ void delta_rule(const delta_rule_args<T>& a, const delta_rule_options& o = {}, B
 
 /// DeltaNet decode: runs the T (usually 1) new tokens of each batch row on its state slot, in place.
 /// Shapes: q, k [B,T,H,K]; v, o [B,T,H,V]; beta [B,T,H] or beta_v [B,T,H,V]; state [N,H,K,V]; state_indices
-/// [B] (-1 skips the row and zeroes its output); without state_indices N = B.
+/// [B] (-1 skips the row and zeroes its output; other slots must not repeat); without state_indices N = B.
 /// Throws: seqmix::shape_error on mismatched extents or a state index outside [-1, N).
 template <class Backend = simd<>, class T>
 void delta_rule_decode(const delta_rule_decode_args<T>& a, const delta_rule_options& o = {}, Backend = {}) {

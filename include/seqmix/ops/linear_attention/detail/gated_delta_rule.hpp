@@ -177,7 +177,8 @@ void gated_delta_rule(const gated_delta_rule_args<T>& a, const gated_delta_rule_
 
 /// Gated DeltaNet decode: runs the T (usually 1) new tokens of each batch row on its state slot, in place.
 /// Shapes: q, k [B,T,H,K]; v, o [B,T,HV,V]; g, beta [B,T,HV]; gk [B,T,HV,K]; state [N,HV,K,V];
-/// state_indices [B] (-1 skips the row and zeroes its output); without state_indices N = B.
+/// state_indices [B] (-1 skips the row and zeroes its output; other slots must not repeat); without
+/// state_indices N = B.
 /// Throws: seqmix::shape_error on mismatched extents or a state index outside [-1, N).
 template <class Backend = simd<>, class T>
 void gated_delta_rule_decode(const gated_delta_rule_decode_args<T>& a, const gated_delta_rule_options& o = {},

@@ -142,7 +142,7 @@ void rwkv7(const rwkv7_args<T>& x, const rwkv7_options& o = {}, Backend = {}) {
 
 /// RWKV-7 decode: runs the T (usually 1) new tokens of each batch row on its state slot, in place.
 /// Shapes: r, w, k, a, b [B,T,H,K]; v, o [B,T,H,V]; state [N,H,K,V]; state_indices [B] (-1 skips the row and
-/// zeroes its output); without state_indices N = B.
+/// zeroes its output; other slots must not repeat); without state_indices N = B.
 /// Throws: seqmix::shape_error on mismatched extents or a state index outside [-1, N).
 template <class Backend = simd<>, class T>
 void rwkv7_decode(const rwkv7_decode_args<T>& x, const rwkv7_options& o = {}, Backend = {}) {
