@@ -185,9 +185,13 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
   (void)sol;
 }
 
-/// Decode: per (row, channel) in float; W + L multiply-adds per token, state in place.
+/// Decode: per (row, channel) in float, W multiply-adds per token (activation vectorised per block of
+/// channels); the state is updated in place.
 template <class Arch, class T>
 void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const causal_conv1d_options& o, simd<Arch>) {
+  using A = Arch;
+  using Bt = fbatch<A>;
+  constexpr index_t V = static_cast<index_t>(Bt::size);
   const index_t Bn = a.x.template extent<axis::B>(), Dn = a.x.template extent<axis::D>();
   const index_t L = a.x.template extent<axis::L>(), W = a.weight.template extent<axis::W>();
   const index_t S = a.conv_state.template extent<axis::S>();
@@ -197,32 +201,37 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
   const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * W);
   parallel_for(ex, grid{Bn, nblk}, [&](index_t b, index_t blk) {
     const index_t slot = a.conv_state_indices ? a.conv_state_indices(b) : b;
-    for (index_t d = blk * DB; d < std::min(Dn, blk * DB + DB); ++d) {
-      if (slot < 0) {
-        for (index_t t = 0; t < L; ++t) a.out(b, d, t) = from_float<T>(0.0f);
-        continue;
-      }
-      T* st = a.conv_state.ptr(slot, d, 0);
-      const index_t ss = a.conv_state.template stride<axis::S>();
-      const float bias = a.bias ? to_float(a.bias(d)) : 0.0f;
-      for (index_t t = 0; t < L; ++t) {
+    const index_t d0 = blk * DB, nd = std::min(DB, Dn - d0);
+    alignas(64) float acc[DB + V];
+    for (index_t t = 0; t < L; ++t) {
+      for (index_t c = 0; c < nd; ++c) {
+        const index_t d = d0 + c;
+        if (slot < 0) {
+          acc[c] = 0.0f;
+          continue;
+        }
+        T* st = a.conv_state.ptr(slot, d, 0);
+        const index_t ss = a.conv_state.template stride<axis::S>();
         const T xt = a.x(b, d, t);
-        float acc = bias + to_float(a.weight(d, W - 1)) * to_float(xt);
+        float v = (a.bias ? to_float(a.bias(d)) : 0.0f) + to_float(a.weight(d, W - 1)) * to_float(xt);
         if (a.cache_seqlens) {
-          const index_t c = a.cache_seqlens(b) + t;
-          index_t pos = ((c - 1) % S + S) % S;
+          const index_t cpos = a.cache_seqlens(b) + t;
+          index_t pos = ((cpos - 1) % S + S) % S;
           for (index_t i = 1; i < W; ++i) {
-            acc += to_float(a.weight(d, W - 1 - i)) * to_float(st[pos * ss]);
+            v += to_float(a.weight(d, W - 1 - i)) * to_float(st[pos * ss]);
             pos = pos == 0 ? S - 1 : pos - 1;
           }
-          st[((c % S + S) % S) * ss] = xt;
+          st[((cpos % S + S) % S) * ss] = xt;
         } else {
-          for (index_t i = 1; i < W; ++i) acc += to_float(a.weight(d, W - 1 - i)) * to_float(st[(S - i) * ss]);
+          for (index_t i = 1; i < W; ++i) v += to_float(a.weight(d, W - 1 - i)) * to_float(st[(S - i) * ss]);
           for (index_t s = 0; s + 1 < S; ++s) st[s * ss] = st[(s + 1) * ss];
           if (S > 0) st[(S - 1) * ss] = xt;
         }
-        a.out(b, d, t) = from_float<T>(silu ? silu_scalar(acc) : acc);
+        acc[c] = v;
       }
+      if (silu && slot >= 0)
+        for (index_t c = 0; c < nd; c += V) vsilu<A>(Bt::load_aligned(acc + c)).store_aligned(acc + c);
+      for (index_t c = 0; c < nd; ++c) a.out(b, d0 + c, t) = from_float<T>(acc[c]);
     }
   });
 }

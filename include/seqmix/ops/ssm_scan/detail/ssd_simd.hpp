@@ -89,7 +89,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
 
   const std::size_t bytes = arena_bytes<float>(Q * N) + arena_bytes<float>(N * Qb) + 2 * arena_bytes<float>(Q * ldm) +
                             2 * arena_bytes<float>(Q * Pp) + arena_bytes<float>(HB * N * Pp) +
-                            4 * arena_bytes<float>(Qb + W) + arena_bytes<float>(Pp) * 3;
+                            4 * arena_bytes<float>(Qb + W) + arena_bytes<float>(Pp) * 3 + arena_bytes<unsigned char>(HB);
   workspace& ws = o.run.scratch();
   ws.reserve(workers, bytes);
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
@@ -114,7 +114,8 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
     float* Dv = ar.alloc<float>(Pp);
     float* zr = ar.alloc<float>(Pp);
     float* xr = ar.alloc<float>(Pp);
-    std::vector<char> zero_state(static_cast<std::size_t>(h1 - h0), 1);
+    unsigned char* zero_state = ar.alloc<unsigned char>(HB);  // [HB] state known to be zero
+    std::fill(zero_state, zero_state + HB, static_cast<unsigned char>(1));
 
     // initial states, transposed to [N][Pp]
     std::fill(S, S + HB * N * Pp, 0.0f);
@@ -123,7 +124,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         float* Sh = S + (h - h0) * N * Pp;
         for (index_t p = 0; p < P; ++p)
           for (index_t n = 0; n < N; ++n) Sh[n * Pp + p] = a.initial_states(sg.init, h, p, n);
-        zero_state[static_cast<std::size_t>(h - h0)] = 0;
+        zero_state[h - h0] = 0;
       }
     }
     std::fill(dts, dts + Qb + W, 0.0f);
@@ -157,7 +158,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, rb, true);
         };
         float* Sh = S + (h - h0) * N * Pp;
-        const bool szero = zero_state[static_cast<std::size_t>(h - h0)] != 0;
+        const bool szero = zero_state[h - h0] != 0;
         // dt' and cumulative log decay (double, split into float hi + lo for exact differences)
         for (index_t t = 0; t < q; ++t) dts[t] = to_float(a.dt(b, c0 + t, h));
         const float bias = a.dt_bias ? to_float(a.dt_bias(h)) : 0.0f;
@@ -240,7 +241,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           for (index_t i = 0; i < N * Pp; i += W) (Bt::load_aligned(Sh + i) * decay).store_aligned(Sh + i);
           gemm<A, true>(N, Pp, q, BcT, Qb, 1, X, Pp, Sh, Pp);
         }
-        zero_state[static_cast<std::size_t>(h - h0)] = 0;
+        zero_state[h - h0] = 0;
       }
     }
     if (a.final_states && sg.fin >= 0) {

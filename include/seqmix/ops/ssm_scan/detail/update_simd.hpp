@@ -28,9 +28,14 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
   const index_t N = a.B.template extent<axis::N>(), Np = round_up_to(N, W), HG = H / G;
   const int workers = std::max(1, o.run.workers());
   workspace& ws = o.run.scratch();
-  ws.reserve(workers, 4 * arena_bytes<float>(Np));
+  const index_t Pw = round_up_to(P, W);
+  ws.reserve(workers, 4 * arena_bytes<float>(Np) + 3 * arena_bytes<float>(Pw));
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
   const index_t sAn = a.A.template stride<axis::N>(), ssn = a.state.template stride<axis::N>();
+  const bool shared_a = sAn == 0 || N == 1;  // one decay per (h, p): Mamba-2
+  // Mamba-2's dt, dt_bias and A do not vary over P: one softplus and one exp per head
+  const bool dt_flat = a.dt.template stride<axis::P>() == 0 && (!a.dt_bias || a.dt_bias.template stride<axis::P>() == 0);
+  const bool da_flat = dt_flat && shared_a && a.A.template stride<axis::P>() == 0;
   const any_executor ex = pick_executor(o.run, static_cast<double>(Bn) * H * P * N);
   parallel_for(ex, grid{Bn, H}, [&](index_t b, index_t h, int worker) {
     const index_t slot = a.state_batch_indices ? a.state_batch_indices(b) : b;
@@ -44,20 +49,32 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
     float* Cf = ar.alloc<float>(Np);
     float* Af = ar.alloc<float>(Np);
     float* Sr = ar.alloc<float>(Np);
+    float* dtp = ar.alloc<float>(Pw);  // dt' per p
+    float* dap = ar.alloc<float>(Pw);  // exp(dt' A[h,p,0]) per p (shared_a)
+    float* yp = ar.alloc<float>(Pw);   // y per p
     std::fill(Bf + N, Bf + Np, 0.0f);
     std::fill(Cf + N, Cf + Np, 0.0f);
     std::fill(Af + N, Af + Np, 0.0f);
     std::fill(Sr + N, Sr + Np, 0.0f);
     read_row(a.B.ptr(b, g, 0), a.B.template stride<axis::N>(), N, Bf);
     read_row(a.C.ptr(b, g, 0), a.C.template stride<axis::N>(), N, Cf);
+    // dt' = clamp(softplus?(dt + bias)) for every p, vectorised (or once when it does not vary over P)
+    const index_t np = dt_flat ? 1 : P;
+    for (index_t p = 0; p < np; ++p)
+      dtp[p] = to_float(a.dt(b, h, p)) + (a.dt_bias ? to_float(a.dt_bias(h, p)) : 0.0f);
+    dt_transform<A>(dtp, np, 0.0f, o.dt_softplus, lo, hi);
+    if (dt_flat) std::fill(dtp + 1, dtp + Pw, dtp[0]);
+    if (shared_a) {
+      const index_t na = da_flat ? 1 : P;
+      for (index_t p = 0; p < na; ++p) dap[p] = dtp[p] * to_float(a.A(h, p, 0));
+      for (index_t p = 0; p < na; p += W) vexp<A>(Bt::load_aligned(dap + p)).store_aligned(dap + p);
+      if (da_flat) std::fill(dap + 1, dap + Pw, dap[0]);
+    }
     for (index_t p = 0; p < P; ++p) {
-      float dt = to_float(a.dt(b, h, p)) + (a.dt_bias ? to_float(a.dt_bias(h, p)) : 0.0f);
-      if (o.dt_softplus) dt = softplus_scalar(dt);
-      dt = std::isnan(dt) ? dt : std::min(std::max(dt, lo), hi);
+      const float dt = dtp[p];
       const float xf = to_float(a.x(b, h, p));
       const Bt xv(dt * xf), dtv(dt);
-      const bool shared_a = sAn == 0 || N == 1;
-      const Bt dA0(std::exp(dt * to_float(a.A(h, p, 0))));
+      const Bt dA0(shared_a ? dap[p] : 1.0f);
       if (!shared_a) read_row(a.A.ptr(h, p, 0), sAn, N, Af);
       float* srow = a.state.ptr(slot, h, p, 0);
       float* s = srow;
@@ -82,10 +99,26 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
       }
       if (ssn != 1)
         for (index_t k = 0; k < N; ++k) srow[k * ssn] = Sr[k];
-      float y = xsimd::hadd(y0 + y1);
-      if (a.D) y += to_float(a.D(h, p)) * xf;
-      if (a.z) y *= silu_scalar(to_float(a.z(b, h, p)));
-      a.out(b, h, p) = from_float<T>(y);
+      yp[p] = xsimd::hadd(y0 + y1);
+    }
+    // y + D x, gate, store: vectorised over P
+    alignas(64) float xb[W], zb[W], db[W];
+    for (index_t p = 0; p < P; p += W) {
+      const index_t m = std::min(W, P - p);
+      Bt y = load_n<A>(yp + p, m);
+      if (a.D) {
+        for (index_t i = 0; i < W; ++i) {
+          xb[i] = i < m ? to_float(a.x(b, h, p + i)) : 0.0f;
+          db[i] = i < m ? to_float(a.D(h, p + i)) : 0.0f;
+        }
+        y = xsimd::fma(Bt::load_aligned(db), Bt::load_aligned(xb), y);
+      }
+      if (a.z) {
+        for (index_t i = 0; i < W; ++i) zb[i] = i < m ? to_float(a.z(b, h, p + i)) : 0.0f;
+        y = y * vsilu<A>(Bt::load_aligned(zb));
+      }
+      y.store_aligned(xb);
+      for (index_t i = 0; i < m; ++i) a.out(b, h, p + i) = from_float<T>(xb[i]);
     }
   });
 }
