@@ -214,13 +214,14 @@ SEQMIX_ALWAYS_INLINE void gdr_step_block(index_t K, index_t Vp, float* SEQMIX_RE
 /// far from overflow; SPEC §3.1 stability rule).
 inline constexpr float lazy_decay_floor = 1e-12f;
 
-/// S[a] *= sigma[a] for every row; sigma = 1.
+/// S[a] *= sigma[a] for the K state rows; sigma = 1 on all Kp entries (padding included, so a padding scale
+/// never keeps the lazy path below its floor).
 template <class Arch>
-SEQMIX_ALWAYS_INLINE void materialize_decay(float* S, float* sigma, index_t K, index_t Vp) noexcept {
+SEQMIX_ALWAYS_INLINE void materialize_decay(float* S, float* sigma, index_t K, index_t Kp, index_t Vp) noexcept {
   for (index_t a = 0; a < K; ++a) {
     if (sigma[a] != 1.0f) scal<Arch>(Vp, sigma[a], S + a * Vp);
-    sigma[a] = 1.0f;
   }
+  std::fill(sigma, sigma + Kp, 1.0f);
 }
 
 /// Token recurrence over the c loaded rows (float32 state in w.S).
@@ -255,7 +256,7 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noex
         dmn = xsimd::min(dmn, da);
       }
       if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) {
-        materialize_decay<Arch>(w.S, sig, K, Vp);
+        materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
         lazy = lane_min<Arch>(dmn) >= lazy_decay_floor;
       }
     }
@@ -283,7 +284,7 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noex
         gdr_step_block<1, false, Arch>(K, Vp, w.S, d, kd, k, q, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
     }
   }
-  if (gated) materialize_decay<Arch>(w.S, sig, K, Vp);
+  if (gated) materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
 }
 
 /// Chunk form over the c loaded rows (SPEC §3.1.6, docs/04b-delta-rules.md):

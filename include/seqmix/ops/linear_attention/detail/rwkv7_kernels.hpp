@@ -138,7 +138,7 @@ void rwkv7_recurrent_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
         dmn = xsimd::min(dmn, dx);
       }
       if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) {
-        materialize_decay<Arch>(w.S, sig, K, Vp);
+        materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
         lazy = lane_min<Arch>(dmn) >= lazy_decay_floor;
       }
     }
@@ -161,7 +161,7 @@ void rwkv7_recurrent_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
       for (; c0 < Vp; c0 += W) rwkv7_step_block<1, false, Arch>(K, Vp, w.S, w.d, a, b, k, r, v, o, c0);
     }
   }
-  materialize_decay<Arch>(w.S, sig, K, Vp);
+  materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
 }
 
 /// Chunk form over c loaded rows (SPEC §3.1.9). With W the local inclusive cumsum of w and R a per-channel
