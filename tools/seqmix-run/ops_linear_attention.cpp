@@ -49,7 +49,9 @@ void run_linear_attn(case_context& ctx) {
     auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = gated_outputs<T>(ctx, q, v, cu);
+    const auto outs = gated_outputs<T>(ctx, q, v, cu);
+    const auto o = outs.first;
+    const auto ht = outs.second;
     ctx.timed([&] {
       linear_attn<Backend>(linear_attn_args<T>{.q = q, .k = k, .v = v, .initial_state = h0, .cu_seqlens = cu,
                                                .o = o, .final_state = ht},
@@ -68,7 +70,9 @@ void run_simple_gla(case_context& ctx) {
     auto gg = ctx.optional_input<float, layout<axis::H>>("g_gamma");          // [H]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = gated_outputs<T>(ctx, q, v, cu);
+    const auto outs = gated_outputs<T>(ctx, q, v, cu);
+    const auto o = outs.first;
+    const auto ht = outs.second;
     ctx.timed([&] {
       simple_gla<Backend>(simple_gla_args<T>{.q = q, .k = k, .v = v, .g = g, .g_gamma = gg, .initial_state = h0,
                                              .cu_seqlens = cu, .o = o, .final_state = ht},
@@ -85,7 +89,9 @@ void run_retention(case_context& ctx) {
     auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = gated_outputs<T>(ctx, q, v, cu);
+    const auto outs = gated_outputs<T>(ctx, q, v, cu);
+    const auto o = outs.first;
+    const auto ht = outs.second;
     ctx.timed([&] {
       retention<Backend>(retention_args<T>{.q = q, .k = k, .v = v, .initial_state = h0, .cu_seqlens = cu, .o = o,
                                            .final_state = ht},
@@ -104,7 +110,9 @@ void run_gla(case_context& ctx) {
     auto gv = ctx.optional_input<T, bthv>("gv");                              // [B,T,H,V]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = gated_outputs<T>(ctx, q, v, cu);
+    const auto outs = gated_outputs<T>(ctx, q, v, cu);
+    const auto o = outs.first;
+    const auto ht = outs.second;
     ctx.timed([&] {
       gla<Backend>(gla_args<T>{.q = q, .k = k, .v = v, .gk = gk, .gv = gv, .initial_state = h0, .cu_seqlens = cu,
                                .o = o, .final_state = ht},
@@ -123,7 +131,9 @@ void run_rwkv6(case_context& ctx) {
     auto u = ctx.input<T, hk>("u");                                           // [H,K]
     auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    auto [o, ht] = gated_outputs<T>(ctx, r, v, cu);
+    const auto outs = gated_outputs<T>(ctx, r, v, cu);
+    const auto o = outs.first;
+    const auto ht = outs.second;
     ctx.timed([&] {
       rwkv6<Backend>(rwkv6_args<T>{.r = r, .k = k, .v = v, .w = w, .u = u, .initial_state = h0, .cu_seqlens = cu,
                                    .o = o, .final_state = ht},
