@@ -13,10 +13,10 @@
 namespace seqmix::delta_detail {
 
 /// auto_ runs the chunk form for sequences at least this long whose state has more than
-/// auto_chunk_min_state elements; smaller states (K = V = 64: 16 KiB, L1-resident) recur faster at every
-/// length on AVX2 (measured crossover, docs/04b-delta-rules.md).
+/// auto_chunk_min_state elements; up to K = V = 128 the (lazy-decay) recurrence is faster at every length on
+/// AVX2, at K = V = 256 the chunk form is (measured crossover, docs/04b-delta-rules.md).
 inline constexpr index_t gdr_auto_chunk_min = 64;
-inline constexpr index_t auto_chunk_min_state = 64 * 64;
+inline constexpr index_t auto_chunk_min_state = 128 * 128;
 
 /// Calls with fewer state-element updates than this (tokens x value heads x K x V) run on the calling
 /// thread: waking a second worker costs more than such a call (a decode step of one small layer).
