@@ -428,11 +428,16 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
   return true;
 }
 
+/// Tokens per head visit of the recurrence (at least; the chunk size when larger): fewer state reloads when a
+/// task cycles through its heads.
+inline constexpr index_t recurrent_rows = 64;
+
 /// How many heads ahead a task prefetches the next inputs.
 inline constexpr index_t prefetch_heads = 2;
 
 /// Scratch bytes of a task over G value heads with chunk C.
 inline std::size_t gdr_group_bytes(index_t C, index_t K, index_t V, index_t G) noexcept {
+  C = std::max(C, recurrent_rows);
   return gdr_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0);
 }
 
@@ -444,7 +449,7 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
                     const_state_view in, index_t n_in, state_view out, index_t n_out, bool chunked, index_t C,
                     std::byte* mem) noexcept {
   const index_t len = s.length();
-  const index_t Ce = std::max<index_t>(1, std::min(C, len));
+  const index_t Ce = std::max<index_t>(1, std::min(chunked ? C : std::max(C, recurrent_rows), len));
   gdr_scratch w(mem, Ce, p.K, p.V);
   const index_t G = j1 - j0, KV = w.Kp * w.Vp;
   float* states = G > 1 ? reinterpret_cast<float*>(mem + gdr_scratch::bytes(Ce, p.K, p.V)) : w.S;

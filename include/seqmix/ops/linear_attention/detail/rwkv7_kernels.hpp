@@ -266,6 +266,7 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
 }
 
 inline std::size_t rwkv7_group_bytes(index_t C, index_t K, index_t V, index_t G) noexcept {
+  C = std::max(C, recurrent_rows);
   return rwkv7_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0);
 }
 
@@ -275,7 +276,7 @@ void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& 
                       const_state_view in, index_t n_in, state_view out, index_t n_out, bool chunked, index_t C,
                       std::byte* mem) noexcept {
   const index_t len = s.length();
-  const index_t Ce = std::max<index_t>(1, std::min(C, len));
+  const index_t Ce = std::max<index_t>(1, std::min(chunked ? C : std::max(C, recurrent_rows), len));
   rwkv7_scratch w(mem, Ce, p.K, p.V);
   const index_t G = h1 - h0, KV = w.Kp * w.Vp;
   float* states = G > 1 ? reinterpret_cast<float*>(mem + rwkv7_scratch::bytes(Ce, p.K, p.V)) : w.S;
