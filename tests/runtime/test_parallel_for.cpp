@@ -2,6 +2,7 @@
 // tests/runtime/test_parallel_for.cpp: every index visited exactly once, under 1, 2 and 7 threads;
 // worker ids in range; grids; a user-supplied executor; workspaces.
 #include <atomic>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -99,4 +100,27 @@ TEST_CASE("workspace: per-worker blocks, aligned, grow without moving when large
     blk[i % 16] = static_cast<int>(i);
   });
   REQUIRE(ws.workers() == 4);
+}
+
+TEST_CASE("parallel_for: tasks flush subnormals to zero and restore the caller's mode", "[runtime][denormals]") {
+#if SEQMIX_HAS_MXCSR && !defined(SEQMIX_KEEP_DENORMALS)
+  volatile float tiny = std::numeric_limits<float>::min();
+  volatile float half = 0.5f;
+  const unsigned before = _mm_getcsr();
+  REQUIRE(tiny * half > 0.0f);  // subnormal outside
+  for (int threads : {1, 2}) {
+    std::vector<float> inside(4, -1.0f);
+    parallel_for(par_t{threads}, 4, [&](index_t i) { inside[static_cast<std::size_t>(i)] = tiny * half; });
+    for (float x : inside) REQUIRE(x == 0.0f);
+    std::vector<float> grid_inside(6, -1.0f);
+    parallel_for(par_t{threads}, grid{2, 3}, [&](index_t i, index_t j) {
+      grid_inside[static_cast<std::size_t>(i * 3 + j)] = tiny * half;
+    });
+    for (float x : grid_inside) REQUIRE(x == 0.0f);
+  }
+  REQUIRE((_mm_getcsr() & ~0x3fu) == (before & ~0x3fu));  // control bits restored (status flags are sticky)
+  REQUIRE(tiny * half > 0.0f);
+#else
+  SUCCEED("no MXCSR on this target");
+#endif
 }
