@@ -85,7 +85,7 @@ void parallel_for(const Ex& ex, index_t n, F&& f, index_t grain = 1) {
       tasks,
       [](void* c, index_t task, int worker) {
         auto& x = *static_cast<ctx_t*>(c);
-        const detail::denormal_guard ftz;
+        [[maybe_unused]] const detail::denormal_guard ftz;
         const index_t e = std::min(x.n, (task + 1) * x.grain);
         for (index_t i = task * x.grain; i < e; ++i) {
           if constexpr (std::is_invocable_v<F&, index_t, int>) {
@@ -112,7 +112,7 @@ void parallel_for(const Ex& ex, const grid<R>& g, F&& f) {
       total,
       [](void* c, index_t task, int worker) {
         auto& x = *static_cast<ctx_t*>(c);
-        const detail::denormal_guard ftz;
+        [[maybe_unused]] const detail::denormal_guard ftz;
         detail::call_grid(*x.f, *x.g, task, worker, std::make_index_sequence<R>{});
       },
       &ctx);
