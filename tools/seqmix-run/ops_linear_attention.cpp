@@ -2,59 +2,40 @@
 // tools/seqmix-run/ops_linear_attention.cpp: the linear-attention family in the parity tool (SPEC §5.2):
 // linear_attn, simple_gla, retention, gla, rwkv6, hgrn, with "mode": auto | chunk | recurrent.
 #include <cstdint>
-#include <optional>
-#include <string>
 
 #include <seqmix/ops/linear_attention/linear_attention.hpp>
 
+#include "linear_io.hpp"
 #include "registry.hpp"
 
 namespace {
 
 using namespace seqmix;
 using parity::case_context;
-
-linear_mode parse_mode(case_context& ctx) {
-  const std::string m = ctx.mode({"auto", "chunk", "recurrent"});
-  return m == "chunk" ? linear_mode::chunk : m == "recurrent" ? linear_mode::recurrent : linear_mode::auto_;
-}
+using parity::read_linear_io;
 
 /// scale (optional, default 1/sqrt(K)), chunk_size (optional), mode.
 linear_options common_options(case_context& ctx) {
   linear_options o;
-  if (ctx.has_option("scale")) o.scale = static_cast<float>(ctx.option<double>("scale", 0.0));
+  o.scale = parity::linear_scale_option(ctx);
   o.chunk_size = ctx.option<index_t>("chunk_size", 0);
-  o.mode = parse_mode(ctx);
+  o.mode = parity::linear_mode_option(ctx);
   return o;
-}
-
-/// Outputs o [B,T,H,V] and final_state [N,H,K,V] of a gated op.
-template <class T, class Q, class VV>
-auto gated_outputs(case_context& ctx, const Q& q, const VV& v, cu_seqlens_view cu) {
-  const index_t B = q.template extent<axis::B>(), T_ = q.template extent<axis::T>(), H = q.template extent<axis::H>(),
-                K = q.template extent<axis::K>(), V = v.template extent<axis::V>();
-  const index_t N = cu ? cu.extent<axis::I>() - 1 : B;
-  auto o = ctx.output<T, bthv>("o", {B, T_, H, V});                        // [B,T,H,V]
-  state_view ht{};
-  if (ctx.wants("final_state")) ht = ctx.output<float, nhkv>("final_state", {N, H, K, V});  // [N,H,K,V]
-  return std::pair{o, ht};
 }
 
 void run_linear_attn(case_context& ctx) {
   const linear_options lo = common_options(ctx);
   const bool normalize = ctx.option<bool>("normalize", false);
   ctx.dispatch([&]<class T, class Backend>() {
-    auto q = ctx.input<T, bthk>("q");                                         // [B,T,H,K]
-    auto k = ctx.input<T, bthk>("k");                                         // [B,T,H,K]
-    auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
-    auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
-    auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    const auto outs = gated_outputs<T>(ctx, q, v, cu);
-    const auto o = outs.first;
-    const auto ht = outs.second;
+    const auto io = read_linear_io<T>(ctx);
     ctx.timed([&] {
-      linear_attn<Backend>(linear_attn_args<T>{.q = q, .k = k, .v = v, .initial_state = h0, .cu_seqlens = cu,
-                                               .o = o, .final_state = ht},
+      linear_attn<Backend>(linear_attn_args<T>{.q = io.q,
+                                               .k = io.k,
+                                               .v = io.v,
+                                               .initial_state = io.initial_state,
+                                               .cu_seqlens = io.cu_seqlens,
+                                               .o = io.o,
+                                               .final_state = io.final_state},
                            {.scale = lo.scale, .mode = lo.mode, .chunk_size = lo.chunk_size, .normalize = normalize});
     });
   });
@@ -63,19 +44,19 @@ void run_linear_attn(case_context& ctx) {
 void run_simple_gla(case_context& ctx) {
   const linear_options lo = common_options(ctx);
   ctx.dispatch([&]<class T, class Backend>() {
-    auto q = ctx.input<T, bthk>("q");                                         // [B,T,H,K]
-    auto k = ctx.input<T, bthk>("k");                                         // [B,T,H,K]
-    auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
-    auto g = ctx.optional_input<T, bth>("g");                                 // [B,T,H]
-    auto gg = ctx.optional_input<float, layout<axis::H>>("g_gamma");          // [H]
-    auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
-    auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    const auto outs = gated_outputs<T>(ctx, q, v, cu);
-    const auto o = outs.first;
-    const auto ht = outs.second;
+    const auto io = read_linear_io<T>(ctx);
+    auto g = ctx.optional_input<T, bth>("g");                         // [B,T,H]
+    auto gg = ctx.optional_input<float, layout<axis::H>>("g_gamma");  // [H]
     ctx.timed([&] {
-      simple_gla<Backend>(simple_gla_args<T>{.q = q, .k = k, .v = v, .g = g, .g_gamma = gg, .initial_state = h0,
-                                             .cu_seqlens = cu, .o = o, .final_state = ht},
+      simple_gla<Backend>(simple_gla_args<T>{.q = io.q,
+                                             .k = io.k,
+                                             .v = io.v,
+                                             .g = g,
+                                             .g_gamma = gg,
+                                             .initial_state = io.initial_state,
+                                             .cu_seqlens = io.cu_seqlens,
+                                             .o = io.o,
+                                             .final_state = io.final_state},
                           lo);
     });
   });
@@ -84,17 +65,15 @@ void run_simple_gla(case_context& ctx) {
 void run_retention(case_context& ctx) {
   const linear_options lo = common_options(ctx);
   ctx.dispatch([&]<class T, class Backend>() {
-    auto q = ctx.input<T, bthk>("q");                                         // [B,T,H,K]
-    auto k = ctx.input<T, bthk>("k");                                         // [B,T,H,K]
-    auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
-    auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
-    auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    const auto outs = gated_outputs<T>(ctx, q, v, cu);
-    const auto o = outs.first;
-    const auto ht = outs.second;
+    const auto io = read_linear_io<T>(ctx);
     ctx.timed([&] {
-      retention<Backend>(retention_args<T>{.q = q, .k = k, .v = v, .initial_state = h0, .cu_seqlens = cu, .o = o,
-                                           .final_state = ht},
+      retention<Backend>(retention_args<T>{.q = io.q,
+                                           .k = io.k,
+                                           .v = io.v,
+                                           .initial_state = io.initial_state,
+                                           .cu_seqlens = io.cu_seqlens,
+                                           .o = io.o,
+                                           .final_state = io.final_state},
                          lo);
     });
   });
@@ -103,19 +82,19 @@ void run_retention(case_context& ctx) {
 void run_gla(case_context& ctx) {
   const linear_options lo = common_options(ctx);
   ctx.dispatch([&]<class T, class Backend>() {
-    auto q = ctx.input<T, bthk>("q");                                         // [B,T,H,K]
-    auto k = ctx.input<T, bthk>("k");                                         // [B,T,H,K]
-    auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
-    auto gk = ctx.input<T, bthk>("gk");                                       // [B,T,H,K]
-    auto gv = ctx.optional_input<T, bthv>("gv");                              // [B,T,H,V]
-    auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
-    auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    const auto outs = gated_outputs<T>(ctx, q, v, cu);
-    const auto o = outs.first;
-    const auto ht = outs.second;
+    const auto io = read_linear_io<T>(ctx);
+    auto gk = ctx.input<T, bthk>("gk");           // [B,T,H,K]
+    auto gv = ctx.optional_input<T, bthv>("gv");  // [B,T,H,V]
     ctx.timed([&] {
-      gla<Backend>(gla_args<T>{.q = q, .k = k, .v = v, .gk = gk, .gv = gv, .initial_state = h0, .cu_seqlens = cu,
-                               .o = o, .final_state = ht},
+      gla<Backend>(gla_args<T>{.q = io.q,
+                               .k = io.k,
+                               .v = io.v,
+                               .gk = gk,
+                               .gv = gv,
+                               .initial_state = io.initial_state,
+                               .cu_seqlens = io.cu_seqlens,
+                               .o = io.o,
+                               .final_state = io.final_state},
                    lo);
     });
   });
@@ -124,35 +103,35 @@ void run_gla(case_context& ctx) {
 void run_rwkv6(case_context& ctx) {
   const linear_options lo = common_options(ctx);
   ctx.dispatch([&]<class T, class Backend>() {
-    auto r = ctx.input<T, bthk>("r");                                         // [B,T,H,K]
-    auto k = ctx.input<T, bthk>("k");                                         // [B,T,H,K]
-    auto v = ctx.input<T, bthv>("v");                                         // [B,T,H,V]
-    auto w = ctx.input<T, bthk>("w");                                         // [B,T,H,K]
-    auto u = ctx.input<T, hk>("u");                                           // [H,K]
-    auto h0 = ctx.optional_input<float, nhkv>("initial_state");               // [N,H,K,V]
-    auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
-    const auto outs = gated_outputs<T>(ctx, r, v, cu);
-    const auto o = outs.first;
-    const auto ht = outs.second;
+    const auto io = read_linear_io<T>(ctx, "r");
+    auto w = ctx.input<T, bthk>("w");  // [B,T,H,K]
+    auto u = ctx.input<T, hk>("u");    // [H,K]
     ctx.timed([&] {
-      rwkv6<Backend>(rwkv6_args<T>{.r = r, .k = k, .v = v, .w = w, .u = u, .initial_state = h0, .cu_seqlens = cu,
-                                   .o = o, .final_state = ht},
+      rwkv6<Backend>(rwkv6_args<T>{.r = io.q,
+                                   .k = io.k,
+                                   .v = io.v,
+                                   .w = w,
+                                   .u = u,
+                                   .initial_state = io.initial_state,
+                                   .cu_seqlens = io.cu_seqlens,
+                                   .o = io.o,
+                                   .final_state = io.final_state},
                      lo);
     });
   });
 }
 
 void run_hgrn(case_context& ctx) {
-  const linear_mode mode = parse_mode(ctx);
+  const linear_mode mode = parity::linear_mode_option(ctx);
   const index_t chunk = ctx.option<index_t>("chunk_size", 0);
   ctx.dispatch([&]<class T, class Backend>() {
-    auto x = ctx.input<T, btd>("x");                                          // [B,T,D]
-    auto g = ctx.input<T, btd>("g");                                          // [B,T,D]
-    auto h0 = ctx.optional_input<float, nd>("initial_state");                 // [N,D]
+    auto x = ctx.input<T, btd>("x");                                            // [B,T,D]
+    auto g = ctx.input<T, btd>("g");                                            // [B,T,D]
+    auto h0 = ctx.optional_input<float, nd>("initial_state");                   // [N,D]
     auto cu = ctx.optional_input<std::int64_t, layout<axis::I>>("cu_seqlens");  // [N+1]
     const index_t B = x.template extent<axis::B>(), D = x.template extent<axis::D>();
     const index_t N = cu ? cu.extent<axis::I>() - 1 : B;
-    auto o = ctx.output<T, btd>("o", x.shape());                              // [B,T,D]
+    auto o = ctx.output<T, btd>("o", x.shape());  // [B,T,D]
     tensor_view<float, nd> ht{};
     if (ctx.wants("final_state")) ht = ctx.output<float, nd>("final_state", {N, D});  // [N,D]
     ctx.timed([&] {
@@ -167,8 +146,9 @@ void run_hgrn(case_context& ctx) {
 SEQMIX_RUN_REGISTER("linear_attn", &run_linear_attn,
                     "q k [B,T,H,K], v [B,T,H,V] ([initial_state [N,H,K,V]] [cu_seqlens]) scale normalize chunk_size "
                     "-> o, final_state");
-SEQMIX_RUN_REGISTER("simple_gla", &run_simple_gla,
-                    "q k v, g [B,T,H] or g_gamma [H] ([initial_state] [cu_seqlens]) scale chunk_size -> o, final_state");
+SEQMIX_RUN_REGISTER(
+    "simple_gla", &run_simple_gla,
+    "q k v, g [B,T,H] or g_gamma [H] ([initial_state] [cu_seqlens]) scale chunk_size -> o, final_state");
 SEQMIX_RUN_REGISTER("retention", &run_retention,
                     "q k v ([initial_state] [cu_seqlens]) scale chunk_size -> o, final_state");
 SEQMIX_RUN_REGISTER("gla", &run_gla,
@@ -177,5 +157,4 @@ SEQMIX_RUN_REGISTER("gla", &run_gla,
 SEQMIX_RUN_REGISTER("rwkv6", &run_rwkv6,
                     "r k [B,T,H,K], v [B,T,H,V], w [B,T,H,K], u [H,K] ([initial_state] [cu_seqlens]) scale chunk_size "
                     "-> o, final_state");
-SEQMIX_RUN_REGISTER("hgrn", &run_hgrn,
-                    "x g [B,T,D] ([initial_state [N,D]] [cu_seqlens]) chunk_size -> o, final_state");
+SEQMIX_RUN_REGISTER("hgrn", &run_hgrn, "x g [B,T,D] ([initial_state [N,D]] [cu_seqlens]) chunk_size -> o, final_state");
