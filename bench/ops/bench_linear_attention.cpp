@@ -139,7 +139,7 @@ void args_main(benchmark::internal::Benchmark* b) {
 }
 void args_sweep(benchmark::internal::Benchmark* b) { bench::sweep_range(b, 256, 65536); }
 void args_rec(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"T", "threads"})->ArgsProduct({{2048, 16384}, bench::thread_sweep()});
+  b->ArgNames({"T", "threads"})->ArgsProduct({{256, 2048, 16384}, bench::thread_sweep()});
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 void args_decode(benchmark::internal::Benchmark* b) {

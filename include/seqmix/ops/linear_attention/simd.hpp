@@ -24,6 +24,10 @@ inline index_t gated_heads_per_task(index_t N, index_t H, int workers) noexcept 
   return (H + groups - 1) / groups;
 }
 
+/// Sequences of at least this many tokens run the rescaled recurrence (its final fold costs about one
+/// token); shorter ones (decode steps) the plain step.
+inline constexpr index_t rescaled_min_length = 4;
+
 /// Float32 gated problem: chunk form (chunk or auto with long sequences; not with gv) or recurrent.
 template <class T, class Arch>
 void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const run_context& run, simd<Arch>) {
@@ -64,8 +68,35 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
       float* z = bf.zs + (h - h0) * bf.Kp;
       return gated_task<Arch, T>{p, bf, S, z, sd.b, h, K, V, scale, p.normalize, sd.t1, bf.Vp};
     };
+    // Recurrent form: the rescaled recurrence (two FMAs per state element) in blocks of C tokens, heads
+    // inner with the next head's block prefetched (as the chunk form: an input row is one page per token);
+    // gv and short sequences (decode steps) run the plain step.
+    const auto run_recurrent = [&] {
+      if (p.gv || sd.length() < rescaled_min_length) {
+        for (index_t h = h0; h < h1; ++h) task(h).recurrent(sd.t0, sd.t1);
+        return;
+      }
+      const auto block_end = [&](index_t c0) {  // no short last block
+        return sd.t1 - c0 < C + rescaled_min_length ? sd.t1 : c0 + C;
+      };
+      for (index_t c0 = sd.t0; c0 < sd.t1;) {
+        const index_t c1 = block_end(c0);
+        for (index_t h = h0; h < h1; ++h) {
+          if (h + 1 < h1) {
+            const auto nx = task(h + 1);
+            task(h).recurrent_rescaled(c0, c1, &nx, c0, c1);
+          } else if (c1 < sd.t1) {
+            const auto nx = task(h0);
+            task(h).recurrent_rescaled(c0, c1, &nx, c1, block_end(c1));
+          } else {
+            task(h).recurrent_rescaled(c0, c1, nullptr, 0, 0);
+          }
+        }
+        c0 = c1;
+      }
+    };
     if (in_place) {
-      for (index_t h = h0; h < h1; ++h) task(h).recurrent(sd.t0, sd.t1);
+      run_recurrent();
       return;
     }
     for (index_t h = h0; h < h1; ++h) {
@@ -111,7 +142,7 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
         }
       }
     } else {
-      for (index_t h = h0; h < h1; ++h) task(h).recurrent(sd.t0, sd.t1);
+      run_recurrent();
     }
     for (index_t h = h0; h < h1; ++h) {
       const auto tk = task(h);

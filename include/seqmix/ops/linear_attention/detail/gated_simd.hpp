@@ -11,6 +11,7 @@
 
 #include "../../../runtime/workspace.hpp"
 #include "../../../simd/math.hpp"
+#include "../../../simd/reduce.hpp"
 #include "common.hpp"
 #include "gated_problem.hpp"
 #include "gemm.hpp"
@@ -137,6 +138,7 @@ struct gated_task {
   index_t ldS;    ///< row pitch of S (bf.Vp, or the caller's state rows in place)
   static constexpr index_t prefetch_ahead = 16;
   static constexpr index_t recurrent_ahead = 4;  ///< tokens prefetched ahead by the recurrent form
+  static constexpr index_t rescaled_ahead = 8;   ///< the same, rescaled form (which also prefetches the next unit)
 
   // ------------------------------------------------------------------ token loads
   float scalar_gate(index_t t) const noexcept {
@@ -273,6 +275,193 @@ struct gated_task {
       for (; j + 4 * W <= Vp; j += 4 * W) rec_cols<4>(j, q, k, v, d, dv, o, bonus);
       for (; j < Vp; j += W) rec_cols<1>(j, q, k, v, d, dv, o, bonus);
       write_o(t, o, q, k);
+    }
+  }
+
+  // ------------------------------------------------------------------ rescaled recurrent form
+  // Row a of the state is kept as S~[a] = S[a] / P[a], P the product of the decays since the last fold:
+  // a token costs two FMAs per state element (S~ += k~ v^T, o += q~ S~, k~ = k / P, q~ = q P) instead
+  // of three. A token whose P would leave [fold_lo, fold_hi] (strong or zero decays, NaN) runs the plain
+  // step with decay P d instead, which folds P back (P = 1). Two tokens share each pass over the state.
+  // Derivation and bounds: docs/04-linear-attention.md §5.
+  static constexpr float fold_lo = 0x1p-40f, fold_hi = 0x1p40f;
+  /// One staged token: raw (scaled) q and k, the rescaled qs and ks, v, decay d, output row.
+  struct rs_slot {
+    float *q, *k, *qs, *ks, *v, *d, *o;
+    float bonus;
+  };
+  rs_slot rs_slot_at(index_t i) const noexcept {
+    const index_t Kp = bf.Kp, Vp = bf.Vp;
+    return {bf.Q + i * Kp, bf.Kr + i * Kp, bf.Qi + i * Kp, bf.Kt + i * Kp, bf.Vb + i * Vp, bf.G + i * Kp,
+            bf.O + i * Vp, 0.0f};
+  }
+  /// Loads token t into slot s and advances P; true when the token must run the folding step.
+  bool rs_stage(index_t t, rs_slot& s, float* P, const float* u) const noexcept {
+    load_q(t, s.q);
+    load_k(t, s.k);
+    load_v(t, s.v);
+    const bool bon = p.bonus();
+    index_t a = 0;
+    if (bon) {
+      F acc(0.0f);
+      for (; a + W <= K; a += W)
+        acc = xsimd::fma(F::load_aligned(s.q + a) * F::load_aligned(u + a), F::load_aligned(s.k + a), acc);
+      float sum = vec::hsum(acc);
+      for (; a < K; ++a) sum += s.q[a] * u[a] * s.k[a];
+      s.bonus = sum;
+    }
+    if (p.kind == gate_kind::none) {
+      s.qs = s.q;
+      s.ks = s.k;
+      return false;
+    }
+    float* d = s.d;
+    if (p.kind == gate_kind::key) {
+      load_gk(t, d);
+      exp_inplace<Arch>(d, K);
+    } else {
+      const float e = vec::exp<Arch>(scalar_gate(t));
+      for (a = 0; a < K; ++a) d[a] = e;
+    }
+    const F lo(fold_lo), hi(fold_hi);
+    bool ok = true;
+    for (a = 0; a + W <= K; a += W) {
+      const F pn = F::load_aligned(P + a) * F::load_aligned(d + a);
+      ok = ok && xsimd::all((pn >= lo) & (pn <= hi));
+    }
+    for (; a < K; ++a) {
+      const float pn = P[a] * d[a];
+      ok = ok && pn >= fold_lo && pn <= fold_hi;
+    }
+    if (!ok) {  // plain step from S_{t-1} = P S~: decay P d, output weights q (gla) or q P (rwkv6)
+      for (a = 0; a < K; ++a) {
+        s.qs[a] = bon ? s.q[a] * P[a] : s.q[a];
+        d[a] *= P[a];
+        P[a] = 1.0f;
+      }
+      return true;
+    }
+    for (a = 0; a + W <= K; a += W) {
+      const F po = F::load_aligned(P + a), pn = po * F::load_aligned(d + a);
+      (F::load_aligned(s.q + a) * (bon ? po : pn)).store_aligned(s.qs + a);
+      (F::load_aligned(s.k + a) / pn).store_aligned(s.ks + a);
+      pn.store_aligned(P + a);
+    }
+    for (; a < K; ++a) {
+      const float po = P[a], pn = po * d[a];
+      s.qs[a] = s.q[a] * (bon ? po : pn);
+      s.ks[a] = s.k[a] / pn;
+      P[a] = pn;
+    }
+    return false;
+  }
+  /// NT consecutive rescaled tokens on NB column vectors [j, j + NB W): one load and one store of each
+  /// state vector per NT tokens, two FMAs per token.
+  template <int NB, int NT, bool Bonus>
+  SEQMIX_ALWAYS_INLINE void rs_cols(index_t j, const rs_slot* sl) const noexcept {
+    F vv[NT][NB], acc[NT][NB];
+    for (int n = 0; n < NT; ++n)
+      for (int c = 0; c < NB; ++c) {
+        vv[n][c] = F::load_aligned(sl[n].v + j + c * W);
+        acc[n][c] = Bonus ? F(sl[n].bonus) * vv[n][c] : F(0.0f);
+      }
+    const float* qs[NT];
+    const float* ks[NT];
+    for (int n = 0; n < NT; ++n) {
+      qs[n] = sl[n].qs;
+      ks[n] = sl[n].ks;
+    }
+    // locals: the vector stores may alias anything, members would be reloaded every row
+    float* const S0 = S + j;
+    const index_t ld = ldS, Kn = K;
+    for (index_t a = 0; a < Kn; ++a) {
+      F bq[NT], bk[NT];
+      for (int n = 0; n < NT; ++n) {
+        bq[n] = F(qs[n][a]);
+        bk[n] = F(ks[n][a]);
+      }
+      float* srow = S0 + a * ld;
+      for (int c = 0; c < NB; ++c) {
+        F s = F::load_unaligned(srow + c * W);
+        for (int n = 0; n < NT; ++n) {
+          if constexpr (Bonus) {
+            acc[n][c] = xsimd::fma(bq[n], s, acc[n][c]);
+            s = xsimd::fma(bk[n], vv[n][c], s);
+          } else {
+            s = xsimd::fma(bk[n], vv[n][c], s);
+            acc[n][c] = xsimd::fma(bq[n], s, acc[n][c]);
+          }
+        }
+        s.store_unaligned(srow + c * W);
+      }
+    }
+    for (int n = 0; n < NT; ++n)
+      for (int c = 0; c < NB; ++c) acc[n][c].store_aligned(sl[n].o + j + c * W);
+  }
+  template <int NT, bool Bonus>
+  void rs_pass(const rs_slot* sl) const noexcept {
+    constexpr int NB = NT == 1 ? 4 : 2;
+    const index_t Vp = bf.Vp;
+    index_t j = 0;
+    for (; j + NB * W <= Vp; j += NB * W) rs_cols<NB, NT, Bonus>(j, sl);
+    for (; j < Vp; j += W) rs_cols<1, NT, Bonus>(j, sl);
+  }
+  template <int NT>
+  void rs_run(const rs_slot* sl) const noexcept {
+    if (p.bonus()) rs_pass<NT, true>(sl);
+    else rs_pass<NT, false>(sl);
+  }
+  /// The folding step of a staged token: the plain three-op step with decay P d.
+  void rs_fold(const rs_slot& s) const noexcept {
+    const index_t Vp = bf.Vp;
+    index_t j = 0;
+    for (; j + 4 * W <= Vp; j += 4 * W) rec_cols<4>(j, s.qs, s.k, s.v, s.d, nullptr, s.o, s.bonus);
+    for (; j < Vp; j += W) rec_cols<1>(j, s.qs, s.k, s.v, s.d, nullptr, s.o, s.bonus);
+  }
+  /// Recurrent form over tokens [t0, t1) with the rescaled state (not with gv); S is exact on return.
+  /// Prefetches tokens [n0, n1) of `next` (the unit that runs after this one) on the way.
+  void recurrent_rescaled(index_t t0, index_t t1, const gated_task* next, index_t n0, index_t n1) const noexcept {
+    float* P = bf.lo;
+    float* u = bf.e;
+    for (index_t a = 0; a < bf.Kp; ++a) P[a] = 1.0f;
+    if (p.bonus()) {
+      for (index_t a = 0; a < K; ++a) u[a] = to_float(p.u(h, a));
+    }
+    rs_slot sl[2];
+    for (index_t t = t0; t < t1;) {
+      // the next unit's token at the same offset streams into the caches a whole block ahead
+      // (and this unit's rows a few tokens ahead, in case they left the caches meanwhile)
+      if (next) {
+        const index_t nt = n0 + (t - t0);
+        if (nt < n1) next->prefetch(nt, std::min(n1, nt + 2));
+      }
+      if (t + rescaled_ahead < t1) prefetch(t + rescaled_ahead, std::min(t1, t + rescaled_ahead + 2));
+      sl[0] = rs_slot_at(0);
+      if (rs_stage(t, sl[0], P, u)) {
+        rs_fold(sl[0]);
+        write_o(t, sl[0].o, sl[0].q, sl[0].k);
+        t += 1;
+        continue;
+      }
+      sl[1] = rs_slot_at(1);
+      const bool pair = t + 1 < t1;
+      const bool fold1 = pair && rs_stage(t + 1, sl[1], P, u);
+      if (pair && !fold1) {
+        rs_run<2>(sl);
+      } else {
+        rs_run<1>(sl);
+      }
+      write_o(t, sl[0].o, sl[0].q, sl[0].k);
+      if (fold1) rs_fold(sl[1]);
+      if (pair) write_o(t + 1, sl[1].o, sl[1].q, sl[1].k);
+      t += pair ? 2 : 1;
+    }
+    if (next && n0 + (t1 - t0) < n1) next->prefetch(n0 + (t1 - t0), n1);
+    for (index_t a = 0; a < K; ++a) {
+      if (P[a] == 1.0f) continue;
+      const F f(P[a]);
+      float* srow = S + a * ldS;
+      for (index_t j = 0; j < bf.Vp; j += W) (F::load_unaligned(srow + j) * f).store_unaligned(srow + j);
     }
   }
 
