@@ -67,6 +67,20 @@ inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc,
   }
 }
 
+/// Prefetches rows v(c, t0..t0+n), c < nc, when they are contiguous: the next tile's u, delta and z are
+/// requested while this tile is scanned (8 rows per array are too many streams for the hardware
+/// prefetchers; without this the gathers wait on DRAM).
+template <class T>
+inline void prefetch_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc, index_t t0, index_t n) noexcept {
+  if (!v || n <= 0 || v.template stride<axis::L>() != 1) return;
+  const index_t sd = v.template stride<axis::D>();
+  const char* base = reinterpret_cast<const char*>(v.ptr(b, d0, t0));
+  const index_t bytes = n * static_cast<index_t>(sizeof(T));
+  for (index_t c = 0; c < nc; ++c)
+    for (index_t o = 0; o < bytes + 63; o += 64)  // into L2: the rows share L1 sets (stride 2^k)
+      __builtin_prefetch(base + c * sd * static_cast<index_t>(sizeof(T)) + std::min(o, bytes - 1), 0, 2);
+}
+
 /// Writes src[t*W + c] to rows out(c, t0..t0+n), c < nc.
 template <class A, class T>
 inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t nc, index_t t0, index_t n,
@@ -160,6 +174,52 @@ inline void scan_tile_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT d
   }
 }
 
+/// The time loop of one tile when all lanes share B and C (one group), read as rows: B(t, n) =
+/// bp[n*bns + t*bts], C likewise. Loop order n-pair outer, t inner: the two states stay in registers for
+/// the whole tile; yb [nt][W] holds D*u on entry and accumulates C.h. dub = dt*u. Fast: the caller has
+/// checked that every dt*A*log2(e) of the tile is finite and in [-125, 125] (vexp2_unchecked's domain).
+template <class A, bool Fast>
+inline void scan_rows_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT dtb, const float* SEQMIX_RESTRICT dub,
+                           const float* SEQMIX_RESTRICT Av, const float* SEQMIX_RESTRICT bp, index_t bns,
+                           index_t bts, const float* SEQMIX_RESTRICT cp, index_t cns, index_t cts,
+                           float* SEQMIX_RESTRICT xs, float* SEQMIX_RESTRICT yb) noexcept {
+  using Bt = fbatch<A>;
+  constexpr index_t W = static_cast<index_t>(Bt::size);
+  auto ex = [](Bt x) { return Fast ? vexp2_unchecked<A>(x) : vexp2<A>(x); };
+  index_t n = 0;
+  for (; n + 2 <= N; n += 2) {
+    const Bt a0 = Bt::load_aligned(Av + n * W), a1 = Bt::load_aligned(Av + (n + 1) * W);
+    Bt h0 = Bt::load_aligned(xs + n * W), h1 = Bt::load_aligned(xs + (n + 1) * W);
+    const float* b0 = bp + n * bns;
+    const float* b1 = b0 + bns;
+    const float* c0 = cp + n * cns;
+    const float* c1 = c0 + cns;
+    for (index_t t = 0; t < nt; ++t) {
+      const Bt dt = Bt::load_aligned(dtb + t * W), du = Bt::load_aligned(dub + t * W);
+      h0 = xsimd::fma(h0, ex(dt * a0), du * Bt(b0[t * bts]));
+      h1 = xsimd::fma(h1, ex(dt * a1), du * Bt(b1[t * bts]));
+      Bt y = Bt::load_aligned(yb + t * W);
+      y = xsimd::fma(h0, Bt(c0[t * cts]), y);
+      y = xsimd::fma(h1, Bt(c1[t * cts]), y);
+      y.store_aligned(yb + t * W);
+    }
+    h0.store_aligned(xs + n * W);
+    h1.store_aligned(xs + (n + 1) * W);
+  }
+  if (n < N) {
+    const Bt a0 = Bt::load_aligned(Av + n * W);
+    Bt h0 = Bt::load_aligned(xs + n * W);
+    const float* b0 = bp + n * bns;
+    const float* c0 = cp + n * cns;
+    for (index_t t = 0; t < nt; ++t) {
+      const Bt dt = Bt::load_aligned(dtb + t * W), du = Bt::load_aligned(dub + t * W);
+      h0 = xsimd::fma(h0, ex(dt * a0), du * Bt(b0[t * bts]));
+      xsimd::fma(h0, Bt(c0[t * cts]), Bt::load_aligned(yb + t * W)).store_aligned(yb + t * W);
+    }
+    h0.store_aligned(xs + n * W);
+  }
+}
+
 template <class Arch, class T>
 void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_options& o, simd<Arch>) {
   using A = Arch;
@@ -210,15 +270,48 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
       Dv[c] = (c < nc && a.D) ? to_float(a.D(d0 + c)) : 0.0f;
     }
     const Bt bias = Bt::load_aligned(biasv), Dvec = Bt::load_aligned(Dv);
+    // rows: B and C per token, one group for all lanes -> scan_rows_loop (ub then holds dt*u, yb starts at D*u)
+    const bool rows = uniform && a.B && a.C;
+    Bt amin = Bt::load_aligned(Av), amax = amin;  // per lane min/max of A*log2(e) over n: bounds dt*A
+    for (index_t n = 1; n < N; ++n) {
+      amin = xsimd::min(amin, Bt::load_aligned(Av + n * W));
+      amax = xsimd::max(amax, Bt::load_aligned(Av + n * W));
+    }
 
     for (index_t t0 = sg.t0; t0 < sg.t1; t0 += TS) {
       const index_t nt = std::min(TS, sg.t1 - t0);
+      const index_t nt_next = std::min(TS, sg.t1 - t0 - nt);
+      prefetch_rows(a.u, b, d0, nc, t0 + nt, nt_next);
+      prefetch_rows(a.delta, b, d0, nc, t0 + nt, nt_next);
+      prefetch_rows(a.z, b, d0, nc, t0 + nt, nt_next);
       gather_rows<A>(a.u, b, d0, nc, t0, nt, ub, 0.0f);
       gather_rows<A>(a.delta, b, d0, nc, t0, nt, dtb, 0.0f);
+      const Bt lim(125.0f);
+      auto in_range = Bt(0.0f) == Bt(0.0f);
+      {
+        index_t t = 0;
+        if (o.delta_softplus)  // four tokens in lockstep (latency-bound one at a time: see vmath.hpp)
+          for (; t + 4 <= nt; t += 4) {
+            Bt v[4];
+            for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(dtb + (t + k) * W) + bias;
+            lockstep::softplus<A, 4>(v);
+            for (int k = 0; k < 4; ++k) v[k].store_aligned(dtb + (t + k) * W);
+          }
+        for (; t < nt; ++t) {
+          Bt dt = Bt::load_aligned(dtb + t * W) + bias;
+          if (o.delta_softplus) dt = vsoftplus<A>(dt);
+          dt.store_aligned(dtb + t * W);
+        }
+      }
       for (index_t t = 0; t < nt; ++t) {
-        Bt dt = Bt::load_aligned(dtb + t * W) + bias;
-        if (o.delta_softplus) dt = vsoftplus<A>(dt);
-        dt.store_aligned(dtb + t * W);
+        const Bt dt = Bt::load_aligned(dtb + t * W);
+        if (rows) {
+          const Bt u = Bt::load_aligned(ub + t * W);
+          (dt * u).store_aligned(ub + t * W);
+          (a.D ? Dvec * u : Bt(0.0f)).store_aligned(yb + t * W);
+          // dt*A lies between dt*amin and dt*amax (rounding is monotonic); NaN fails the test
+          in_range = in_range & (xsimd::abs(dt * amin) <= lim) & (xsimd::abs(dt * amax) <= lim);
+        }
       }
       // B and C: read in place (float, one group), else converted into [nt][N] or [nt][N][W] tiles
       struct src {
@@ -247,17 +340,30 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
         return {buf, N * W, W, false};
       };
       const src bs = prep(a.B, bf, bb), cs = prep(a.C, cf, cb);
-      if (bs.uni && cs.uni) scan_tile_loop<A, true, true>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
+      if (rows) {
+        if (xsimd::all(in_range)) scan_rows_loop<A, true>(nt, N, dtb, ub, Av, bs.p, bs.ns, bs.ts, cs.p, cs.ns, cs.ts, xs, yb);
+        else scan_rows_loop<A, false>(nt, N, dtb, ub, Av, bs.p, bs.ns, bs.ts, cs.p, cs.ns, cs.ts, xs, yb);
+      } else if (bs.uni && cs.uni) scan_tile_loop<A, true, true>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
       else if (bs.uni) scan_tile_loop<A, true, false>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
       else if (cs.uni) scan_tile_loop<A, false, true>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
       else scan_tile_loop<A, false, false>(nt, N, dtb, ub, Av, bs.p, bs.ts, bs.ns, cs.p, cs.ts, cs.ns, xs, yb);
       // epilogue: D skip and z gate
-      if (a.D || a.z) {
-        if (a.z) gather_rows<A>(a.z, b, d0, nc, t0, nt, zb, 0.0f);
+      if ((a.D && !rows) || a.z) {
+        if (a.z) {
+          gather_rows<A>(a.z, b, d0, nc, t0, nt, zb, 0.0f);
+          index_t t = 0;
+          for (; t + 4 <= nt; t += 4) {  // silu(z) four tokens in lockstep
+            Bt v[4];
+            for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(zb + (t + k) * W);
+            lockstep::silu<A, 4>(v);
+            for (int k = 0; k < 4; ++k) v[k].store_aligned(zb + (t + k) * W);
+          }
+          for (; t < nt; ++t) vsilu<A>(Bt::load_aligned(zb + t * W)).store_aligned(zb + t * W);
+        }
         for (index_t t = 0; t < nt; ++t) {
           Bt y = Bt::load_aligned(yb + t * W);
-          if (a.D) y = xsimd::fma(Dvec, Bt::load_aligned(ub + t * W), y);
-          if (a.z) y = y * vsilu<A>(Bt::load_aligned(zb + t * W));
+          if (a.D && !rows) y = xsimd::fma(Dvec, Bt::load_aligned(ub + t * W), y);
+          if (a.z) y = y * Bt::load_aligned(zb + t * W);
           y.store_aligned(yb + t * W);
         }
       }
