@@ -113,6 +113,66 @@ TEMPLATE_TEST_CASE("attention_decode: paged cache, shuffled pages, partial last 
   SEQMIX_REQUIRE_CLOSE(f.o.cview(), g.o.cview(), tolerance<float>(100));
 }
 
+TEMPLATE_TEST_CASE("attention_decode: direct kernels: tile tails, group sizes, head dims", "[decode][direct]", float,
+                   bf16, f16) {
+  // lengths around the 48-key tile and the 3-key score blocks; G = 1, 3, 4, 8 (4-row groups and their
+  // tails); head dims whose P V uses 24-, 16- and 8-wide column blocks; Tq = 1 and 2.
+  struct dims {
+    index_t G, D, Dv;
+  };
+  const dims shapes[] = {{4, 128, 128}, {1, 40, 40}, {3, 80, 80}, {8, 256, 256}, {4, 64, 16}, {2, 24, 56}};
+  const index_t Hkv = 2, B = 5;
+  const index_t lens[B] = {1, 47, 49, 97, 200};
+  rng r(31);
+  for (const dims& s : shapes) {
+    const index_t Hq = s.G * Hkv;
+    kv_cache<TestType> cache(B, 200, Hkv, s.D, s.Dv);
+    for (index_t b = 0; b < B; ++b) fill_row(cache, b, lens[b], Hkv, s.D, s.Dv, r);
+    paged_kv_cache<TestType> pc(B, 30, 16, 13, Hkv, s.D, s.Dv, shuffled_pages(30, 41));
+    rng r2(32);
+    for (index_t b = 0; b < B; ++b) fill_row(pc, b, std::min<index_t>(lens[b], 150), Hkv, s.D, s.Dv, r2);
+    for (index_t tq : {1, 2}) {
+      tensor<float, bthd> q({B, tq, Hq, s.D});  // [B,Tq,Hq,D]
+      q.normal(r);
+      for (index_t splits : {1, 2}) {
+        attention_decode_options o;
+        o.num_splits = splits;
+        INFO("G " << s.G << " D " << s.D << " Dv " << s.Dv << " Tq " << tq << " splits " << splits);
+        require_decode_matches(q, cache.view(), s.Dv, o, tolerance<TestType>(200));
+        require_decode_matches(q, pc.view(), s.Dv, o, tolerance<TestType>(150));
+      }
+    }
+  }
+}
+
+TEST_CASE("attention_decode: NaN stays in the heads whose inputs hold it", "[decode][nan]") {
+  const index_t Hq = 8, Hkv = 2, D = 128, Dv = 128, L = 150;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  rng r(37);
+  tensor<float, bthd> k({1, L, Hkv, D});   // [1,L,Hkv,D]
+  tensor<float, bthv> v({1, L, Hkv, Dv});  // [1,L,Hkv,Dv]
+  k.normal(r);
+  v.uniform(r);
+  v.view()(0, 60, 1, 5) = nan;  // every query head of kv head 1 reads it
+  kv_cache<f16> cache(1, L, Hkv, D, Dv);
+  cache.append(k.cview(), v.cview());
+  tensor<float, bthd> q({1, 1, Hq, D});  // [1,1,Hq,D]
+  q.normal(r);
+  q.view()(0, 0, 2, 7) = nan;  // query head 2 (kv head 0) only
+  for (index_t splits : {1, 2}) {
+    attention_decode_options o;
+    o.num_splits = splits;
+    const auto f = run_decode<simd<>>(q, cache.view(), Dv, o);
+    const auto g = run_decode<reference>(q, cache.view(), Dv, o);
+    for (index_t h = 0; h < Hq; ++h) {
+      INFO("splits " << splits << " head " << h);
+      REQUIRE(std::isnan(f.o.cview()(0, 0, h, 0)) == (h == 2));  // the NaN query's whole row
+      REQUIRE(std::isnan(f.o.cview()(0, 0, h, 5)) == (h == 2 || h >= 4));  // the NaN value's column
+      REQUIRE(std::isnan(f.lse.cview()(0, h, 0)) == std::isnan(g.lse.cview()(0, h, 0)));
+    }
+  }
+}
+
 TEST_CASE("attention_decode: window, softcap, ALiBi and sinks", "[decode]") {
   const index_t B = 2, Hq = 8, Hkv = 1, D = 128, Dv = 128;
   rng r(11);

@@ -176,13 +176,12 @@ void attention_impl(const attention_args<T>& a, const attention_options& o, simd
   });
 }
 
-/// Keys per decode chunk: one chunk of every kv head is copied from the cache in memory order (rows of all
-/// heads are adjacent in [.., T, Hkv, D] caches), then each head computes from that L2-resident copy.
-inline constexpr index_t decode_chunk = 32;
-
+/// Keys per decode chunk (a tile of every kv head): a multiple of the 3-key score blocks; the rows of the
+/// next chunk are prefetched into L2 while this one is computed (2 x 192 KiB for f16, Hkv 8, D 128).
+inline constexpr index_t decode_chunk = 48;
 
 /// Chooses the number of KV splits per batch row: enough tasks to keep every worker busy, at least
-/// 8 chunks (256 keys) per split.
+/// 8 chunks (384 keys) per split.
 inline index_t auto_splits(index_t chunks, index_t rows, int workers) noexcept {
   if (chunks <= 8 || workers <= 1) return 1;
   const index_t want = (2 * workers + rows - 1) / rows;
@@ -204,8 +203,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   [[maybe_unused]] const bool direct = SEQMIX_FA_DIRECT_DECODE && direct_storage<C> && kds == 1 && vds == 1 && D % 8 == 0 &&
                       Dv % 8 == 0;
 
-  [[maybe_unused]] const bool v_heads_adjacent = kc.v.template stride<axis::H>() == Dv;
-  [[maybe_unused]] const bool k_heads_adjacent = kc.k.template stride<axis::H>() == D;
+  [[maybe_unused]] const index_t khs = kc.k.template stride<axis::H>(), vhs = kc.v.template stride<axis::H>();
   struct dtask {
     index_t b, c0, c1;  // chunks [c0, c1) of decode_chunk keys, all kv heads
   };
@@ -229,7 +227,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   const std::size_t per_worker = arena_bytes<float>(Hq * Tq * Dp) + arena_bytes<float>(Hkv * M * block_k) +
                                  arena_bytes<float>(Dp * block_k) + arena_bytes<float>(block_k * Dvp) +
                                  arena_bytes<float>(8 * Dp) + 2 * arena_bytes<float>(M) + arena_bytes<index_t>(M) +
-                                 arena_bytes<float>(Dvp);
+                                 arena_bytes<float>(Dvp) + arena_bytes<const C*>(4 * block_k);
   ws.reserve(workers, per_worker);
 
   const index_t qds = a.q.template stride<axis::D>();
@@ -245,6 +243,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
     float* alpha = ar.alloc<float>(M);
     float* slope = ar.alloc<float>(M);
     index_t* qpos = ar.alloc<index_t>(M);
+    const C** row_ptrs = ar.alloc<const C*>(4 * block_k);
     for (index_t h = 0; h < Hq; ++h) {
       const index_t hk = h / G, g = h % G;
       for (index_t t = 0; t < Tq; ++t) {
@@ -277,6 +276,19 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
         return kc.v.ptr(b, j, hk, 0);
       }
     };
+    [[maybe_unused]] const C** kr = row_ptrs;  // K, V rows (head 0) of the current tile, then of the next
+    [[maybe_unused]] const C** vr = row_ptrs + block_k;
+    [[maybe_unused]] const C** kn = row_ptrs + 2 * block_k;
+    [[maybe_unused]] const C** vn = row_ptrs + 3 * block_k;
+    [[maybe_unused]] auto fill_rows = [&](index_t c, const C** kd, const C** vd) {
+      const index_t j0 = c * decode_chunk, nk = std::min(decode_chunk, L - j0);
+      for (index_t j = 0; j < nk; ++j) {
+        kd[j] = kptr(j0 + j, 0);
+        vd[j] = vptr(j0 + j, 0);
+      }
+      return nk;
+    };
+    [[maybe_unused]] index_t filled = -1;  // the chunk whose rows kr / vr hold
     for (index_t c = tk.c0; c < tk.c1; ++c) {
       const index_t j0 = c * decode_chunk, nk = std::min(decode_chunk, L - j0);
       const tile_kind kind = mask.tile(0, Tq, j0, j0 + nk);
@@ -289,24 +301,22 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
 #if SEQMIX_FA_DIRECT_DECODE
       if constexpr (direct_storage<C>) {
         if (direct && kind == tile_kind::full) {
-          // V rows of this chunk and K rows of the next start streaming in memory order while the scores
-          // of every head are computed from K, also in memory order; P V then reads V from cache.
-          for (index_t hk = 0; hk < (v_heads_adjacent ? 1 : Hkv); ++hk)
-            prefetch_rows([&](index_t j) { return vptr(j0 + j, hk); }, nk,
-                          static_cast<std::size_t>((v_heads_adjacent ? Hkv : 1) * Dv) * sizeof(C));
-          if (c + 1 < tk.c1) {
-            const index_t n1 = std::min(decode_chunk, L - j0 - decode_chunk);
-            for (index_t hk = 0; hk < (k_heads_adjacent ? 1 : Hkv); ++hk)
-              prefetch_rows([&](index_t j) { return kptr(j0 + decode_chunk + j, hk); }, n1,
-                            static_cast<std::size_t>((k_heads_adjacent ? Hkv : 1) * D) * sizeof(C));
-          }
-          qk_direct<C>(qs, Dp, M, Hkv, [&](index_t j, index_t hk) { return kptr(j0 + j, hk); }, nk, D, s);
+          // Row pointers (head 0) of this tile and the next; the kernels prefetch the next tile's rows
+          // while they compute this one (scores: K in memory order; P V: V head by head).
+          if (filled != c) fill_rows(c, kr, vr);
+          index_t npf = 0;
+          if (c + 1 < tk.c1 && mask.tile(0, Tq, j0 + decode_chunk, std::min(L, j0 + 2 * decode_chunk)) != tile_kind::skip)
+            npf = fill_rows(c + 1, kn, vn);
+          qk_direct<C>(qs, Dp, M, Hkv, kr, khs, nk, D, s, kn, npf);
           for (index_t hk = 0; hk < Hkv; ++hk) {
             float* m = parts + static_cast<std::size_t>(ti * Hkv + hk) * part;
             float* sh = s + hk * M * block_k;
             softmax_tile<A>(sh, M, qpos, slopes_of(hk), j0, nk, kind, mask, sp, m, m + M, alpha);
-            pv_direct<C>(sh, M, [&](index_t j) { return vptr(j0 + j, hk); }, nk, Dv, Dvp, alpha, m + 2 * M);
+            pv_direct<C>(sh, M, vr, hk * vhs, nk, Dv, Dvp, alpha, m + 2 * M, vn, npf);
           }
+          std::swap(kr, kn);
+          std::swap(vr, vn);
+          filled = npf > 0 ? c + 1 : -1;
           continue;
         }
       }

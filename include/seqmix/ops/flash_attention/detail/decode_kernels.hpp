@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // seqmix/ops/flash_attention/detail/decode_kernels.hpp: AVX2 decode micro-kernels that read K and V rows
 // straight from the cache (float, f16 or bf16, converted in registers), with no packing: scores by
-// 4-row x 2-key dot products reduced with a horizontal-add tree, P V by 4-row x 16-column blocks.
+// 4-row x 3-key dot products reduced with a horizontal-add tree, P V by 4-row x 24-column blocks, and
+// software prefetch of the next tile's rows spread over the work. See docs/03-flash-attention.md.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -45,82 +48,141 @@ SEQMIX_ALWAYS_INLINE __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __
   return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
 }
 
-/// For every kv head hk < H: S_hk[r][j] = q_{hk,r} . k_{j,hk} for r < M, j < nk. Keys are visited in
-/// memory order (key pairs outer, heads inner), so a [.., T, Hkv, D] cache streams sequentially.
-/// q rows of head hk start at q + hk * M * ldq; S_hk = s + hk * M * block_k; krow(j, hk) -> key row.
-template <class C, class RowFn>
-inline void qk_direct(const float* SEQMIX_RESTRICT q, index_t ldq, index_t M, index_t H, RowFn krow, index_t nk,
-                      index_t D, float* SEQMIX_RESTRICT s) noexcept {
+/// Keeps a loaded vector in a register (stops the compiler from folding one load into several FMAs).
+SEQMIX_ALWAYS_INLINE void pin(__m256& x) noexcept {
+#if defined(__GNUC__)
+  __asm__("" : "+x"(x));
+#else
+  (void)x;
+#endif
+}
+
+/// Prefetches the 64-byte lines of [p, p + bytes) into L2 (T0 would fill L1 with a whole tile ahead and
+/// evict q and the scores: 2x slower at Tkv = 8192 on this machine).
+SEQMIX_ALWAYS_INLINE void prefetch_span(const void* p, std::size_t bytes) noexcept {
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p), e = a + bytes;
+  for (std::uintptr_t l = a & ~std::uintptr_t{63}; l < e; l += 64) _mm_prefetch(reinterpret_cast<const char*>(l), _MM_HINT_T1);
+}
+
+/// s[r * block_k + c] = q_r . k_c for R rows (q rows ldq apart) and 3 keys (nk <= 3 of them stored).
+template <class C, int R>
+SEQMIX_ALWAYS_INLINE void qk_rows3(const float* SEQMIX_RESTRICT q, index_t ldq, const C* k0, const C* k1,
+                                   const C* k2, index_t nk, index_t D, float* SEQMIX_RESTRICT s) noexcept {
+  __m256 a[3][4];
+  for (int r = 0; r < 4; ++r) a[0][r] = a[1][r] = a[2][r] = _mm256_setzero_ps();
+  for (index_t d = 0; d < D; d += 8) {
+    const __m256 x0 = load8(k0 + d), x1 = load8(k1 + d), x2 = load8(k2 + d);
+    for (int r = 0; r < R; ++r) {
+      __m256 u = _mm256_loadu_ps(q + r * ldq + d);
+      pin(u);
+      a[0][r] = _mm256_fmadd_ps(u, x0, a[0][r]);
+      a[1][r] = _mm256_fmadd_ps(u, x1, a[1][r]);
+      a[2][r] = _mm256_fmadd_ps(u, x2, a[2][r]);
+    }
+  }
+  alignas(32) float t[12];
+  _mm256_store_ps(t, hsum8(a[0][0], a[0][1], a[0][2], a[0][3], a[1][0], a[1][1], a[1][2], a[1][3]));
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[2][0], a[2][1]), _mm256_hadd_ps(a[2][2], a[2][3]));
+  _mm_store_ps(t + 8, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  for (int r = 0; r < R; ++r) {
+    s[r * block_k] = t[r];
+    if (nk > 1) s[r * block_k + 1] = t[4 + r];
+    if (nk > 2) s[r * block_k + 2] = t[8 + r];
+  }
+}
+
+/// For every kv head hk < H: S_hk[r][j] = q_{hk,r} . k_{j,hk} for r < M, j < nk, with S_hk = s + hk * M * block_k
+/// and q rows of head hk from q + hk * M * ldq. Key j of head hk is krow[j] + hk * khs. Keys are visited in
+/// memory order (key triples outer, heads inner); the first row group also prefetches the rows of the next
+/// tile's keys (pf[j] + hk * khs, j < npf) that sit at the same place, one tile ahead.
+template <class C>
+inline void qk_direct(const float* SEQMIX_RESTRICT q, index_t ldq, index_t M, index_t H, const C* const* krow,
+                      index_t khs, index_t nk, index_t D, float* SEQMIX_RESTRICT s, const C* const* pf,
+                      index_t npf) noexcept {
+  const std::size_t row_bytes = static_cast<std::size_t>(D) * sizeof(C);
   for (index_t r0 = 0; r0 < M; r0 += 4) {
     const index_t nr = std::min<index_t>(4, M - r0);
-    const index_t o1 = (nr > 1 ? 1 : 0) * ldq, o2 = (nr > 2 ? 2 : 0) * ldq, o3 = (nr > 3 ? 3 : 0) * ldq;
-    for (index_t j = 0; j < nk; j += 2) {
-      const index_t j1 = j + 1 < nk ? j + 1 : j;
+    for (index_t j = 0; j < nk; j += 3) {
+      const index_t n3 = std::min<index_t>(3, nk - j);
+      const C* k0 = krow[j];
+      const C* k1 = krow[n3 > 1 ? j + 1 : j];
+      const C* k2 = krow[n3 > 2 ? j + 2 : j];
       for (index_t hk = 0; hk < H; ++hk) {
-        const float* q0 = q + (hk * M + r0) * ldq;
-        const C* ka = krow(j, hk);
-        const C* kb = krow(j1, hk);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (index_t d = 0; d < D; d += 8) {
-          const __m256 x = load8(ka + d), y = load8(kb + d);
-          const __m256 u0 = _mm256_loadu_ps(q0 + d), u1 = _mm256_loadu_ps(q0 + o1 + d);
-          const __m256 u2 = _mm256_loadu_ps(q0 + o2 + d), u3 = _mm256_loadu_ps(q0 + o3 + d);
-          a0 = _mm256_fmadd_ps(u0, x, a0);
-          a1 = _mm256_fmadd_ps(u1, x, a1);
-          a2 = _mm256_fmadd_ps(u2, x, a2);
-          a3 = _mm256_fmadd_ps(u3, x, a3);
-          b0 = _mm256_fmadd_ps(u0, y, b0);
-          b1 = _mm256_fmadd_ps(u1, y, b1);
-          b2 = _mm256_fmadd_ps(u2, y, b2);
-          b3 = _mm256_fmadd_ps(u3, y, b3);
-        }
-        alignas(32) float t[8];
-        _mm256_store_ps(t, hsum8(a0, a1, a2, a3, b0, b1, b2, b3));
-        float* sh = s + (hk * M + r0) * block_k;
-        for (index_t r = 0; r < nr; ++r) {
-          sh[r * block_k + j] = t[r];
-          if (j + 1 < nk) sh[r * block_k + j + 1] = t[4 + r];
+        if (r0 == 0)
+          for (index_t u = j; u < std::min(j + 3, npf); ++u) prefetch_span(pf[u] + hk * khs, row_bytes);
+        const float* qh = q + (hk * M + r0) * ldq;
+        float* sh = s + (hk * M + r0) * block_k + j;
+        const index_t o = hk * khs;
+        switch (nr) {
+          case 4: qk_rows3<C, 4>(qh, ldq, k0 + o, k1 + o, k2 + o, n3, D, sh); break;
+          case 3: qk_rows3<C, 3>(qh, ldq, k0 + o, k1 + o, k2 + o, n3, D, sh); break;
+          case 2: qk_rows3<C, 2>(qh, ldq, k0 + o, k1 + o, k2 + o, n3, D, sh); break;
+          default: qk_rows3<C, 1>(qh, ldq, k0 + o, k1 + o, k2 + o, n3, D, sh); break;
         }
       }
     }
   }
 }
 
-/// O[r] = alpha[r] O[r] + sum_{j < nk} P[r][j] v_j for r < M; value j at vrow(j) (Dv % 8 == 0, O rows Dvp apart).
-template <class C, class RowFn>
-inline void pv_direct(const float* SEQMIX_RESTRICT p, index_t M, RowFn vrow, index_t nk, index_t Dv, index_t Dvp,
-                      const float* SEQMIX_RESTRICT alpha, float* SEQMIX_RESTRICT o) noexcept {
+/// O[r][c, c + 8 NB) = alpha[r] O[r][..] + sum_{j < nk} P[r][j] v_j[c, c + 8 NB) for R rows; v_j = vrow[j] + off.
+template <class C, int R, int NB>
+SEQMIX_ALWAYS_INLINE void pv_block(const float* SEQMIX_RESTRICT p, const C* const* vrow, index_t off, index_t nk,
+                                   const float* SEQMIX_RESTRICT alpha, float* SEQMIX_RESTRICT o, index_t Dvp) noexcept {
+  __m256 acc[R][NB];
+  for (int r = 0; r < R; ++r) {
+    const __m256 al = _mm256_set1_ps(alpha[r]);
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_mul_ps(_mm256_loadu_ps(o + r * Dvp + 8 * b), al);
+  }
+  for (index_t j = 0; j < nk; ++j) {
+    const C* vp = vrow[j] + off;
+    __m256 v[NB];
+    for (int b = 0; b < NB; ++b) v[b] = load8(vp + 8 * b);
+    for (int r = 0; r < R; ++r) {
+      const __m256 pb = _mm256_broadcast_ss(p + r * block_k + j);
+      for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_fmadd_ps(pb, v[b], acc[r][b]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int b = 0; b < NB; ++b) _mm256_storeu_ps(o + r * Dvp + 8 * b, acc[r][b]);
+}
+
+template <class C, int R>
+SEQMIX_ALWAYS_INLINE void pv_rows(const float* p, const C* const* vrow, index_t off, index_t nk, index_t Dv,
+                                  index_t Dvp, const float* alpha, float* o, const C* const* pf, index_t npf) noexcept {
+  const index_t nblk = (Dv + 23) / 24;
+  index_t c = 0;
+  for (index_t blk = 0; c < Dv; ++blk) {
+    if (pf)  // an even share of the next tile's rows per column block
+      for (index_t u = npf * blk / nblk; u < std::min(npf, npf * (blk + 1) / nblk); ++u)
+        prefetch_span(pf[u] + off, static_cast<std::size_t>(Dv) * sizeof(C));
+    if (Dv - c >= 24) {
+      pv_block<C, R, 3>(p, vrow, off + c, nk, alpha, o + c, Dvp);
+      c += 24;
+    } else if (Dv - c == 16) {
+      pv_block<C, R, 2>(p, vrow, off + c, nk, alpha, o + c, Dvp);
+      c += 16;
+    } else {
+      pv_block<C, R, 1>(p, vrow, off + c, nk, alpha, o + c, Dvp);
+      c += 8;
+    }
+  }
+}
+
+/// O[r] = alpha[r] O[r] + sum_{j < nk} P[r][j] v_j for r < M (Dv % 8 == 0, O rows Dvp apart), v_j = vrow[j] + off.
+/// Prefetches the next tile's rows pf[j] + off (j < npf) along the way.
+template <class C>
+inline void pv_direct(const float* SEQMIX_RESTRICT p, index_t M, const C* const* vrow, index_t off, index_t nk,
+                      index_t Dv, index_t Dvp, const float* SEQMIX_RESTRICT alpha, float* SEQMIX_RESTRICT o,
+                      const C* const* pf, index_t npf) noexcept {
   for (index_t r0 = 0; r0 < M; r0 += 4) {
-    const index_t nr = std::min<index_t>(4, M - r0);
-    const index_t rr[4] = {r0, r0 + (nr > 1 ? 1 : 0), r0 + (nr > 2 ? 2 : 0), r0 + (nr > 3 ? 3 : 0)};
-    for (index_t c = 0; c < Dv; c += 16) {
-      const bool two = c + 16 <= Dv;
-      __m256 acc[4][2];
-      for (int r = 0; r < 4; ++r) {
-        const __m256 al = _mm256_set1_ps(alpha[rr[r]]);
-        acc[r][0] = _mm256_mul_ps(_mm256_loadu_ps(o + rr[r] * Dvp + c), al);
-        acc[r][1] = two ? _mm256_mul_ps(_mm256_loadu_ps(o + rr[r] * Dvp + c + 8), al) : _mm256_setzero_ps();
-      }
-      if (two) {
-        for (index_t j = 0; j < nk; ++j) {
-          const C* vp = vrow(j) + c;
-          const __m256 v0 = load8(vp), v1 = load8(vp + 8);
-          for (int r = 0; r < 4; ++r) {
-            const __m256 pb = _mm256_set1_ps(p[rr[r] * block_k + j]);
-            acc[r][0] = _mm256_fmadd_ps(pb, v0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
-          }
-        }
-      } else {
-        for (index_t j = 0; j < nk; ++j) {
-          const __m256 v0 = load8(vrow(j) + c);
-          for (int r = 0; r < 4; ++r) acc[r][0] = _mm256_fmadd_ps(_mm256_set1_ps(p[rr[r] * block_k + j]), v0, acc[r][0]);
-        }
-      }
-      for (index_t r = nr; r-- > 0;) {  // duplicated rows (r >= nr) alias row r0 and are not stored
-        _mm256_storeu_ps(o + rr[r] * Dvp + c, acc[r][0]);
-        if (two) _mm256_storeu_ps(o + rr[r] * Dvp + c + 8, acc[r][1]);
-      }
+    const float* pr = p + r0 * block_k;
+    float* orow = o + r0 * Dvp;
+    const C* const* pfr = r0 == 0 ? pf : nullptr;
+    switch (std::min<index_t>(4, M - r0)) {
+      case 4: pv_rows<C, 4>(pr, vrow, off, nk, Dv, Dvp, alpha + r0, orow, pfr, npf); break;
+      case 3: pv_rows<C, 3>(pr, vrow, off, nk, Dv, Dvp, alpha + r0, orow, pfr, npf); break;
+      case 2: pv_rows<C, 2>(pr, vrow, off, nk, Dv, Dvp, alpha + r0, orow, pfr, npf); break;
+      default: pv_rows<C, 1>(pr, vrow, off, nk, Dv, Dvp, alpha + r0, orow, pfr, npf); break;
     }
   }
 }
