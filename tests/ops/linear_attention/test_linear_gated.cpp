@@ -2,7 +2,9 @@
 // tests/ops/linear_attention/test_linear_gated.cpp: linear_attn, simple_gla, retention, gla and rwkv6:
 // chunk and recurrent forms against the float64 reference, state carry, varlen, decode, dtypes,
 // strong decay, strided input and error messages.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -291,18 +293,79 @@ TEST_CASE("gated linear ops: strong decay (g down to -30 per step) and zero gate
   }
 }
 
+// The rescaled recurrence keeps S~ = S / P per key row and folds P back (the plain step with decay P d) when
+// P would leave [2^-40, 2^40]: folds on either token of a pair, on the last token, runs of folds (g = -30,
+// zeros), P drifting to the bound over many tokens, exact zero gates, decay factors of exactly 0 (g = -inf),
+// blocks of 16 and 64 tokens, V on and off the in-place decode path, multi-token decode steps.
+TEST_CASE("gated linear ops: rescaled recurrence folds exactly", "[linear_attention][stability][rescaled]") {
+  rng r(26);
+  const gated_op ops[] = {gated_op::gla, gated_op::rwkv6, gated_op::simple_gla, gated_op::simple_gla_gamma,
+                          gated_op::retention, gated_op::linear_attn, gated_op::linear_attn_norm};
+  for (gated_op op : ops) {
+    for (int pattern = 0; pattern < 4; ++pattern) {
+      for (index_t Vd : {10, 16}) {
+        const gated_shape s{2, 203, 3, 12, Vd};
+        // 0: mild gates with strong ones at scattered tokens and channels; 1: steady -0.9 (P reaches 2^-40
+        // every ~31 tokens); 2: exact zeros with a few -30; 3: mild with decay factors of exactly 0 (g = -inf)
+        const double lo = pattern == 1 ? -0.95 : -0.3, hi = pattern == 1 ? -0.85 : -0.01;
+        gated_data<float> d(s, r, lo, hi);
+        d.for_op(op, r);
+        const float ninf = -std::numeric_limits<float>::infinity();
+        for (index_t b = 0; b < s.B; ++b)
+          for (index_t t = 0; t < s.T; ++t)
+            for (index_t h = 0; h < s.H; ++h) {
+              const bool hit = (t * 7 + h * 3 + b) % 23 == 0 || t == s.T - 1 || t == 64 || t == 65;
+              if (pattern == 2) d.g.view()(b, t, h) = hit ? -30.0f : 0.0f;
+              if (pattern == 0 && hit) d.g.view()(b, t, h) = -30.0f;
+              if (pattern == 3 && hit) d.g.view()(b, t, h) = ninf;
+              for (index_t k = 0; k < s.K; ++k) {
+                float& x = d.gk.view()(b, t, h, k);
+                if (pattern == 2) x = hit && k % 3 == 0 ? -30.0f : 0.0f;
+                if (pattern == 0 && hit && k % 5 == 1) x = -30.0f;
+                if (pattern == 3 && hit && k % 4 == 2) x = ninf;
+              }
+            }
+        outputs<float> ref(s.B, s.T, s.H, s.K, s.V, s.B);
+        run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::recurrent);
+        for (index_t chunk : {16, 64}) {
+          INFO(op_name(op) << " pattern " << pattern << " V " << Vd << " block " << chunk);
+          outputs<float> out(s.B, s.T, s.H, s.K, s.V, s.B);
+          run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, linear_mode::recurrent,
+                            chunk);
+          SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
+          SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
+        }
+        if (op == gated_op::linear_attn_norm) continue;  // decode does not carry z
+        // decode in steps of 1, 3 and 13 tokens on a state cache (in place when V = 16)
+        INFO(op_name(op) << " pattern " << pattern << " V " << Vd << " decode");
+        tensor<float, nhkv> cache({s.B, s.H, s.K, s.V});
+        cache.storage() = d.h0.storage();
+        outputs<float> out(s.B, s.T, s.H, s.K, s.V, s.B);
+        for (index_t t = 0, step = 1; t < s.T; t += step, step = step == 1 ? 3 : step == 3 ? 13 : 1) {
+          const index_t t1 = std::min(s.T, t + step);
+          run_gated_decode<simd<>>(op, d.inputs().slice_t(t, t1), out.o.view().slice<axis::T>(t, t1), cache.view(), {});
+        }
+        SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
+        SEQMIX_REQUIRE_CLOSE(cache.cview(), ref.ht.cview(), tolerance<float>(s.T));
+      }
+    }
+  }
+}
+
 TEST_CASE("gated linear ops: long sequence (T = 65536) stays finite and exact", "[linear_attention][stability]") {
   rng r(22);
-  for (gated_op op : {gated_op::gla, gated_op::simple_gla}) {
+  for (gated_op op : {gated_op::gla, gated_op::simple_gla, gated_op::rwkv6}) {
     const gated_shape s{1, 65536, 1, 8, 8};
     gated_data<float> d(s, r, -0.2, -0.001);
     d.for_op(op, r);
     outputs<float> ref(s.B, s.T, s.H, s.K, s.V, s.B), out(s.B, s.T, s.H, s.K, s.V, s.B);
     run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::auto_);
-    run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, linear_mode::chunk);
-    INFO(op_name(op));
-    SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(8192));
-    SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(8192));
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+      run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, m);
+      INFO(op_name(op) << " " << mode_name(m));
+      SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(8192));
+      SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(8192));
+    }
   }
 }
 

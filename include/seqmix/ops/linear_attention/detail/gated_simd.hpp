@@ -211,7 +211,7 @@ struct gated_task {
                                           const float* dv, float* o, float bonus) const noexcept {
     F vv[NB], acc[NB], gvv[NB];
     for (int c = 0; c < NB; ++c) {
-      vv[c] = F::load_aligned(v + j + c * W);
+      vv[c] = F::load_unaligned(v + j + c * W);
       acc[c] = Bonus ? F(bonus) * vv[c] : F(0.0f);
       if constexpr (Gv) gvv[c] = F::load_aligned(dv + j + c * W);
     }
@@ -285,74 +285,109 @@ struct gated_task {
   // step with decay P d instead, which folds P back (P = 1). Two tokens share each pass over the state.
   // Derivation and bounds: docs/04-linear-attention.md §5.
   static constexpr float fold_lo = 0x1p-40f, fold_hi = 0x1p40f;
-  /// One staged token: raw (scaled) q and k, the rescaled qs and ks, v, decay d, output row.
+  /// One staged token: q (scaled, in a buffer) and k rows for the normalizer and the folding step, the
+  /// rescaled qs and ks, v (the input row itself when contiguous float), decay d, output row.
   struct rs_slot {
-    float *q, *k, *qs, *ks, *v, *d, *o;
+    float *qb, *kb, *qs, *ks, *vb, *d, *o;
+    const float *q, *k, *v;
     float bonus;
   };
   rs_slot rs_slot_at(index_t i) const noexcept {
     const index_t Kp = bf.Kp, Vp = bf.Vp;
     return {bf.Q + i * Kp, bf.Kr + i * Kp, bf.Qi + i * Kp, bf.Kt + i * Kp, bf.Vb + i * Vp, bf.G + i * Kp,
-            bf.O + i * Vp, 0.0f};
+            bf.O + i * Vp, nullptr, nullptr, nullptr, 0.0f};
   }
-  /// Loads token t into slot s and advances P; true when the token must run the folding step.
-  bool rs_stage(index_t t, rs_slot& s, float* P, const float* u) const noexcept {
-    load_q(t, s.q);
-    load_k(t, s.k);
-    load_v(t, s.v);
-    const bool bon = p.bonus();
+  /// Row n of view at token t as contiguous floats: the input itself when it is, else a copy in buf.
+  template <class View>
+  SEQMIX_ALWAYS_INLINE const float* rs_row(const View& view, index_t t, index_t n, float* buf) const noexcept {
+    const auto* src = view.ptr(b, t, h, 0);
+    const index_t st = view.template stride<axis::K>();
+    if constexpr (std::is_same_v<T, float>) {
+      if (st == 1) return src;
+    }
+    load_row(src, st, n, buf, 1.0f);
+    return buf;
+  }
+  /// Stages token t in slot s in one pass over the key channels (q, k, gates read once) and advances P
+  /// (Pn: scratch of K floats, swapped with P). True when the token must run the folding step instead.
+  bool rs_stage(index_t t, rs_slot& s, float*& P, float*& Pn, const float* u) const noexcept {
+    const bool bon = p.bonus(), none = p.kind == gate_kind::none;
+    const float* q = rs_row(p.q, t, K, s.qb);
+    const float* k = rs_row(p.k, t, K, s.kb);
+    s.k = k;
+    const float* g = p.kind == gate_kind::key ? rs_row(p.gk, t, K, s.d) : nullptr;
+    {  // v: the input row when contiguous float and V a multiple of the width (the kernel reads Vp lanes)
+      const auto* src = p.v.ptr(b, t, h, 0);
+      const index_t st = p.v.template stride<axis::V>();
+      bool direct = false;
+      if constexpr (std::is_same_v<T, float>) direct = st == 1 && V % W == 0;
+      if (direct) {
+        s.v = reinterpret_cast<const float*>(src);
+      } else {
+        load_row(src, st, V, s.vb, 1.0f);
+        s.v = s.vb;
+      }
+    }
+    const float e = (p.kind == gate_kind::scalar || p.kind == gate_kind::constant) ? vec::exp<Arch>(scalar_gate(t))
+                                                                                    : 1.0f;
+    const F sc(scale), lo(fold_lo), hi(fold_hi), ev(e), one(1.0f);
+    auto ok = F(0.0f) == F(0.0f);
+    F bacc(0.0f);
+    float *qs = s.qs, *ks = s.ks, *dd = s.d, *pnew = Pn;  // locals: vector stores may alias the slot
+    const float* pold = P;
     index_t a = 0;
-    if (bon) {
-      F acc(0.0f);
-      for (; a + W <= K; a += W)
-        acc = xsimd::fma(F::load_aligned(s.q + a) * F::load_aligned(u + a), F::load_aligned(s.k + a), acc);
-      float sum = vec::hsum(acc);
-      for (; a < K; ++a) sum += s.q[a] * u[a] * s.k[a];
-      s.bonus = sum;
+    for (; a + W <= K; a += W) {
+      const F qv = F::load_unaligned(q + a) * sc, kv = F::load_unaligned(k + a);
+      if (bon) bacc = xsimd::fma(qv * F::load_aligned(u + a), kv, bacc);
+      if (none) {
+        qv.store_aligned(qs + a);
+        kv.store_aligned(ks + a);
+        continue;
+      }
+      const F d = g ? vec::exp(F::load_unaligned(g + a)) : ev;
+      const F po = F::load_aligned(pold + a), pn = po * d;
+      ok = ok & (pn >= lo) & (pn <= hi);
+      // 1 / pn: approximate reciprocal and one Newton step (a relative error of ~1 ulp, per term)
+      F r = xsimd::reciprocal(pn);
+      r = xsimd::fma(xsimd::fnma(pn, r, one), r, r);
+      d.store_aligned(dd + a);
+      pn.store_aligned(pnew + a);
+      (qv * (bon ? po : pn)).store_aligned(qs + a);
+      (kv * r).store_aligned(ks + a);
     }
-    if (p.kind == gate_kind::none) {
-      s.qs = s.q;
-      s.ks = s.k;
-      return false;
-    }
-    float* d = s.d;
-    if (p.kind == gate_kind::key) {
-      load_gk(t, d);
-      exp_inplace<Arch>(d, K);
-    } else {
-      const float e = vec::exp<Arch>(scalar_gate(t));
-      for (a = 0; a < K; ++a) d[a] = e;
-    }
-    const F lo(fold_lo), hi(fold_hi);
-    bool ok = true;
-    for (a = 0; a + W <= K; a += W) {
-      const F pn = F::load_aligned(P + a) * F::load_aligned(d + a);
-      ok = ok && xsimd::all((pn >= lo) & (pn <= hi));
-    }
+    float bsum = bon ? vec::hsum(bacc) : 0.0f;
+    bool bad_tail = false;
     for (; a < K; ++a) {
-      const float pn = P[a] * d[a];
-      ok = ok && pn >= fold_lo && pn <= fold_hi;
+      const float qv = q[a] * scale, kv = k[a];
+      bsum += bon ? qv * u[a] * kv : 0.0f;
+      if (none) {
+        s.qs[a] = qv;
+        s.ks[a] = kv;
+        continue;
+      }
+      const float d = g ? vec::exp<Arch>(g[a]) : e;
+      const float po = P[a], pn = po * d;
+      bad_tail = bad_tail || !(pn >= fold_lo && pn <= fold_hi);
+      s.d[a] = d;
+      Pn[a] = pn;
+      s.qs[a] = qv * (bon ? po : pn);
+      s.ks[a] = kv / pn;
     }
-    if (!ok) {  // plain step from S_{t-1} = P S~: decay P d, output weights q (gla) or q P (rwkv6)
+    s.bonus = bsum;
+    if (has_z) {  // the normalizer reads the scaled q
+      for (a = 0; a < K; ++a) s.qb[a] = q[a] * scale;
+      s.q = s.qb;
+    }
+    if (none) return false;
+    if (!xsimd::all(ok) || bad_tail) {  // plain step from S_{t-1} = P S~: decay P d, output weights q or q P
       for (a = 0; a < K; ++a) {
-        s.qs[a] = bon ? s.q[a] * P[a] : s.q[a];
-        d[a] *= P[a];
+        s.qs[a] = q[a] * scale * (bon ? P[a] : 1.0f);
+        s.d[a] *= P[a];
         P[a] = 1.0f;
       }
       return true;
     }
-    for (a = 0; a + W <= K; a += W) {
-      const F po = F::load_aligned(P + a), pn = po * F::load_aligned(d + a);
-      (F::load_aligned(s.q + a) * (bon ? po : pn)).store_aligned(s.qs + a);
-      (F::load_aligned(s.k + a) / pn).store_aligned(s.ks + a);
-      pn.store_aligned(P + a);
-    }
-    for (; a < K; ++a) {
-      const float po = P[a], pn = po * d[a];
-      s.qs[a] = s.q[a] * (bon ? po : pn);
-      s.ks[a] = s.k[a] / pn;
-      P[a] = pn;
-    }
+    std::swap(P, Pn);
     return false;
   }
   /// NT consecutive rescaled tokens on NB column vectors [j, j + NB W): one load and one store of each
@@ -362,7 +397,7 @@ struct gated_task {
     F vv[NT][NB], acc[NT][NB];
     for (int n = 0; n < NT; ++n)
       for (int c = 0; c < NB; ++c) {
-        vv[n][c] = F::load_aligned(sl[n].v + j + c * W);
+        vv[n][c] = F::load_unaligned(sl[n].v + j + c * W);
         acc[n][c] = Bonus ? F(sl[n].bonus) * vv[n][c] : F(0.0f);
       }
     const float* qs[NT];
@@ -422,6 +457,7 @@ struct gated_task {
   /// Prefetches tokens [n0, n1) of `next` (the unit that runs after this one) on the way.
   void recurrent_rescaled(index_t t0, index_t t1, const gated_task* next, index_t n0, index_t n1) const noexcept {
     float* P = bf.lo;
+    float* Pn = bf.hi;
     float* u = bf.e;
     for (index_t a = 0; a < bf.Kp; ++a) P[a] = 1.0f;
     if (p.bonus()) {
@@ -437,7 +473,7 @@ struct gated_task {
       }
       if (t + rescaled_ahead < t1) prefetch(t + rescaled_ahead, std::min(t1, t + rescaled_ahead + 2));
       sl[0] = rs_slot_at(0);
-      if (rs_stage(t, sl[0], P, u)) {
+      if (rs_stage(t, sl[0], P, Pn, u)) {
         rs_fold(sl[0]);
         write_o(t, sl[0].o, sl[0].q, sl[0].k);
         t += 1;
@@ -445,7 +481,7 @@ struct gated_task {
       }
       sl[1] = rs_slot_at(1);
       const bool pair = t + 1 < t1;
-      const bool fold1 = pair && rs_stage(t + 1, sl[1], P, u);
+      const bool fold1 = pair && rs_stage(t + 1, sl[1], P, Pn, u);
       if (pair && !fold1) {
         rs_run<2>(sl);
       } else {
