@@ -145,6 +145,25 @@ TEMPLATE_TEST_CASE("attention_decode: direct kernels: tile tails, group sizes, h
   }
 }
 
+TEST_CASE("attention_decode: direct kernels: smaller chunks for wide float32 rows", "[decode][direct]") {
+  // 192 KiB of K and V per chunk: Hkv 4 x (256 + 256) floats per key -> 24 keys, Hkv 8 -> 12 keys
+  for (index_t Hkv : {4, 8}) {
+    const index_t G = 2, Hq = G * Hkv, D = 256, Dv = 256, B = 4;
+    const index_t lens[B] = {11, 25, 37, 100};
+    rng r(43);
+    kv_cache<float> cache(B, 100, Hkv, D, Dv);
+    for (index_t b = 0; b < B; ++b) fill_row(cache, b, lens[b], Hkv, D, Dv, r);
+    tensor<float, bthd> q({B, 1, Hq, D});  // [B,1,Hq,D]
+    q.normal(r);
+    for (index_t splits : {1, 3}) {
+      attention_decode_options o;
+      o.num_splits = splits;
+      INFO("Hkv " << Hkv << " splits " << splits);
+      require_decode_matches(q, cache.view(), Dv, o, tolerance<float>(100));
+    }
+  }
+}
+
 TEST_CASE("attention_decode: NaN stays in the heads whose inputs hold it", "[decode][nan]") {
   const index_t Hq = 8, Hkv = 2, D = 128, Dv = 128, L = 150;
   const float nan = std::numeric_limits<float>::quiet_NaN();

@@ -176,12 +176,17 @@ void attention_impl(const attention_args<T>& a, const attention_options& o, simd
   });
 }
 
-/// Keys per decode chunk (a tile of every kv head): a multiple of the 3-key score blocks; the rows of the
-/// next chunk are prefetched into L2 while this one is computed (2 x 192 KiB for f16, Hkv 8, D 128).
-inline constexpr index_t decode_chunk = 48;
+/// Keys per decode chunk (a tile of every kv head): a multiple of the 3-key score blocks holding at most
+/// 192 KiB of K and V rows, as the next chunk is prefetched into L2 while this one is computed (two chunks
+/// then fit a 512 KiB L2): 48 keys for f16 Hkv = 8 D = 128, 24 for f32.
+inline constexpr index_t decode_chunk_max = 48;
+inline index_t decode_chunk_for(std::size_t bytes_per_key) noexcept {
+  const index_t n = static_cast<index_t>((std::size_t{192} << 10) / std::max<std::size_t>(1, bytes_per_key)) / 3 * 3;
+  return std::clamp<index_t>(n, 12, decode_chunk_max);
+}
 
 /// Chooses the number of KV splits per batch row: enough tasks to keep every worker busy, at least
-/// 8 chunks (384 keys) per split.
+/// 8 chunks per split.
 inline index_t auto_splits(index_t chunks, index_t rows, int workers) noexcept {
   if (chunks <= 8 || workers <= 1) return 1;
   const index_t want = (2 * workers + rows - 1) / rows;
@@ -203,14 +208,15 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   [[maybe_unused]] const bool direct = SEQMIX_FA_DIRECT_DECODE && direct_storage<C> && kds == 1 && vds == 1 && D % 8 == 0 &&
                       Dv % 8 == 0;
 
+  const index_t chunk = decode_chunk_for(static_cast<std::size_t>(Hkv * (D + Dv)) * sizeof(C));
   [[maybe_unused]] const index_t khs = kc.k.template stride<axis::H>(), vhs = kc.v.template stride<axis::H>();
   struct dtask {
-    index_t b, c0, c1;  // chunks [c0, c1) of decode_chunk keys, all kv heads
+    index_t b, c0, c1;  // chunks [c0, c1) of `chunk` keys, all kv heads
   };
   std::vector<dtask> tasks;
   std::vector<index_t> first_task(static_cast<std::size_t>(B + 1));
   for (index_t b = 0; b < B; ++b) {
-    const index_t L = kc.seqlens(b), chunks = (L + decode_chunk - 1) / decode_chunk;
+    const index_t L = kc.seqlens(b), chunks = (L + chunk - 1) / chunk;
     const index_t ns = o.num_splits > 0 ? std::clamp<index_t>(o.num_splits, 1, std::max<index_t>(1, chunks))
                                         : auto_splits(chunks, B, workers);
     first_task[static_cast<std::size_t>(b)] = static_cast<index_t>(tasks.size());
@@ -281,7 +287,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
     [[maybe_unused]] const C** kn = row_ptrs + 2 * block_k;
     [[maybe_unused]] const C** vn = row_ptrs + 3 * block_k;
     [[maybe_unused]] auto fill_rows = [&](index_t c, const C** kd, const C** vd) {
-      const index_t j0 = c * decode_chunk, nk = std::min(decode_chunk, L - j0);
+      const index_t j0 = c * chunk, nk = std::min(chunk, L - j0);
       for (index_t j = 0; j < nk; ++j) {
         kd[j] = kptr(j0 + j, 0);
         vd[j] = vptr(j0 + j, 0);
@@ -290,7 +296,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
     };
     [[maybe_unused]] index_t filled = -1;  // the chunk whose rows kr / vr hold
     for (index_t c = tk.c0; c < tk.c1; ++c) {
-      const index_t j0 = c * decode_chunk, nk = std::min(decode_chunk, L - j0);
+      const index_t j0 = c * chunk, nk = std::min(chunk, L - j0);
       const tile_kind kind = mask.tile(0, Tq, j0, j0 + nk);
       if (kind == tile_kind::skip) continue;
       auto slopes_of = [&](index_t hk) -> const float* {
@@ -305,7 +311,7 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
           // while they compute this one (scores: K in memory order; P V: V head by head).
           if (filled != c) fill_rows(c, kr, vr);
           index_t npf = 0;
-          if (c + 1 < tk.c1 && mask.tile(0, Tq, j0 + decode_chunk, std::min(L, j0 + 2 * decode_chunk)) != tile_kind::skip)
+          if (c + 1 < tk.c1 && mask.tile(0, Tq, j0 + chunk, std::min(L, j0 + 2 * chunk)) != tile_kind::skip)
             npf = fill_rows(c + 1, kn, vn);
           qk_direct<C>(qs, Dp, M, Hkv, kr, khs, nk, D, s, kn, npf);
           for (index_t hk = 0; hk < Hkv; ++hk) {
