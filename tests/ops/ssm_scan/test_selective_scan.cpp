@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // tests/ops/ssm_scan/test_selective_scan.cpp: Mamba-1 selective scan, simd vs float64 reference; state
-// carry, varlen, fixed B/C, strides, dtypes, underflow, NaN rows, shape errors.
+// carry, varlen, fixed B/C, strides, dtypes, underflow, NaN rows, shape errors; the row path's tails,
+// clamped-tile selection and per-token math kernels.
+#include <algorithm>
 #include <cmath>
 
 #include "ssm_problem.hpp"
@@ -223,4 +225,87 @@ TEST_CASE("selective_scan: shape errors name the tensor and axis", "[ssm][select
   bad = a;
   bad.cu_seqlens = cu_view(cu);
   REQUIRE_THROWS_MATCHES(selective_scan(bad), shape_error, message_contains("u.extent(B) = 2, expected 1 (from cu_seqlens)"));
+}
+
+TEST_CASE("selective_scan: odd N, channel and time tails on the row path", "[ssm][selective_scan]") {
+  // N odd: the last state runs alone; D = 13: a 5-channel block; L = 130: a 2-token last tile
+  for (index_t N : {1, 17}) {
+    for (index_t L : {1, 65, 130}) {
+      INFO("N " << N << " L " << L);
+      scan_problem<float> pr(1, 13, L, N, 1, {}, 81 + static_cast<std::uint64_t>(N + L));
+      run_both(pr, tolerance<float>(L));
+    }
+  }
+}
+
+TEST_CASE("selective_scan: one out-of-range token sends only its tile to the clamped exp", "[ssm][selective_scan]") {
+  scan_flags f;
+  f.softplus = false;
+  f.bias = false;
+  scan_problem<float> pr(1, 16, 200, 16, 1, f, 91);
+  for (index_t d = 0; d < 16; d += 3) pr.delta.view()(0, d, 70) = 60.0f;  // delta*A down to -360: tile 64..127
+  run_both(pr, tolerance<float>(200));
+}
+
+TEST_CASE("selective_scan: softplus over its whole range (x > 20 passes through, very negative x)", "[ssm][selective_scan]") {
+  scan_flags f;
+  f.bias = false;
+  scan_problem<float> pr(1, 16, 100, 16, 1, f, 93);
+  rng r(7);
+  pr.delta.uniform(r, -100.0, 30.0);  // dt from ~0 (x < -87) to 30 (x > 20; dt*A to -180: clamped tiles too)
+  run_both(pr, tolerance<float>(100));
+}
+
+TEST_CASE("selective_scan: slightly positive A (growing states) on the unclamped path", "[ssm][selective_scan]") {
+  scan_problem<float> pr(1, 16, 40, 16, 1, {}, 95);
+  rng r(9);
+  pr.A.uniform(r, -1.0, 0.05);
+  run_both(pr, tolerance<float>(40));
+}
+
+TEST_CASE("selective_scan: NaN delta stays in its channel (clamped tile)", "[ssm][selective_scan]") {
+  scan_problem<float> pr(1, 16, 100, 16, 1, {}, 97);
+  pr.delta.view()(0, 3, 70) = std::nanf("");
+  tensor<float, bdl> out({1, 16, 100});
+  tensor<float, bdn> last({1, 16, 16});
+  selective_scan(pr.args(out.view(), last.view()), pr.opts());
+  for (index_t d = 0; d < 16; ++d)
+    for (index_t t = 0; t < 100; ++t) REQUIRE(std::isnan(out.cview()(0, d, t)) == (d == 3 && t >= 70));
+}
+
+TEST_CASE("selective_scan: per-token softplus, silu and exp2 kernels against float64", "[ssm][selective_scan][math]") {
+  using A = xsimd::default_arch;
+  using Bt = seqmix::detail::ssm::fbatch<A>;
+  constexpr int W = static_cast<int>(Bt::size);
+  double worst_sp = 0, worst_si = 0, worst_e = 0;
+  for (double x0 = -86.5; x0 < 40.0; x0 += W * 7.3e-4) {
+    alignas(64) float in[W], sp[W], si[W], ex[W];
+    for (int i = 0; i < W; ++i) in[i] = static_cast<float>(x0 + i * 7.3e-4);
+    Bt a[1] = {Bt::load_aligned(in)}, b[1] = {Bt::load_aligned(in)};
+    seqmix::detail::ssm::lockstep::softplus<A, 1>(a);
+    seqmix::detail::ssm::lockstep::silu<A, 1>(b);
+    a[0].store_aligned(sp);
+    b[0].store_aligned(si);
+    seqmix::detail::ssm::vexp2_unchecked<A>(Bt::load_aligned(in) * Bt(1.5f)).store_aligned(ex);
+    for (int i = 0; i < W; ++i) {
+      const double x = in[i];
+      const double rsp = x > 20 ? x : std::log1p(std::exp(x)), rsi = x / (1 + std::exp(-x));
+      worst_sp = std::max(worst_sp, std::abs(sp[i] - rsp) / rsp);
+      if (rsi != 0) worst_si = std::max(worst_si, std::abs(si[i] - rsi) / std::abs(rsi));
+      if (std::abs(1.5 * x) <= 125) worst_e = std::max(worst_e, std::abs(ex[i] - std::exp2(1.5 * x)) / std::exp2(1.5 * x));
+    }
+  }
+  INFO("softplus " << worst_sp << " silu " << worst_si << " exp2 " << worst_e);
+  REQUIRE(worst_sp < 4e-7);
+  REQUIRE(worst_si < 4e-7);
+  REQUIRE(worst_e < 2e-7);
+  float nan_in[W];
+  for (int i = 0; i < W; ++i) nan_in[i] = std::nanf("");
+  Bt a[1] = {Bt::load_unaligned(nan_in)}, b[1] = {Bt::load_unaligned(nan_in)};
+  seqmix::detail::ssm::lockstep::softplus<A, 1>(a);
+  seqmix::detail::ssm::lockstep::silu<A, 1>(b);
+  a[0].store_unaligned(nan_in);
+  REQUIRE(std::isnan(nan_in[0]));
+  b[0].store_unaligned(nan_in);
+  REQUIRE(std::isnan(nan_in[0]));
 }

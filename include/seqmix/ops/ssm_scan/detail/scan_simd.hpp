@@ -290,7 +290,7 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
       auto in_range = Bt(0.0f) == Bt(0.0f);
       {
         index_t t = 0;
-        if (o.delta_softplus)  // four tokens in lockstep (latency-bound one at a time: see vmath.hpp)
+        if (o.delta_softplus)  // four tokens in lockstep (latency-bound one at a time)
           for (; t + 4 <= nt; t += 4) {
             Bt v[4];
             for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(dtb + (t + k) * W) + bias;
@@ -298,9 +298,9 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
             for (int k = 0; k < 4; ++k) v[k].store_aligned(dtb + (t + k) * W);
           }
         for (; t < nt; ++t) {
-          Bt dt = Bt::load_aligned(dtb + t * W) + bias;
-          if (o.delta_softplus) dt = vsoftplus<A>(dt);
-          dt.store_aligned(dtb + t * W);
+          Bt v[1] = {Bt::load_aligned(dtb + t * W) + bias};
+          if (o.delta_softplus) lockstep::softplus<A, 1>(v);
+          v[0].store_aligned(dtb + t * W);
         }
       }
       for (index_t t = 0; t < nt; ++t) {
@@ -358,7 +358,11 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
             lockstep::silu<A, 4>(v);
             for (int k = 0; k < 4; ++k) v[k].store_aligned(zb + (t + k) * W);
           }
-          for (; t < nt; ++t) vsilu<A>(Bt::load_aligned(zb + t * W)).store_aligned(zb + t * W);
+          for (; t < nt; ++t) {
+            Bt v[1] = {Bt::load_aligned(zb + t * W)};
+            lockstep::silu<A, 1>(v);
+            v[0].store_aligned(zb + t * W);
+          }
         }
         for (index_t t = 0; t < nt; ++t) {
           Bt y = Bt::load_aligned(yb + t * W);

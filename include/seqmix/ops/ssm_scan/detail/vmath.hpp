@@ -83,86 +83,67 @@ SEQMIX_ALWAYS_INLINE fbatch<A> vsoftplus(fbatch<A> x) noexcept {
   return vec::softplus(x);
 }
 
-/// K independent batches of vec::softplus / vec::silu (simd/math.hpp), computed statement by statement in
-/// lockstep: the same operations in the same order per batch (results are bit-identical to the one-batch
-/// forms), but the K dependency chains interleave in the instruction stream. One softplus is a ~100-cycle
-/// latency chain of ~60 ops; called once per token, the out-of-order window overlaps only ~2 of them, so
-/// the one-batch loop is latency-bound (measured ~60 cycles per batch); K = 4 makes it throughput-bound.
+/// Elementwise math on K independent batches, written statement by statement in lockstep so that the K
+/// dependency chains interleave in the instruction stream (a softplus is a ~100-cycle chain; one per token
+/// leaves the out-of-order window mostly idle). Lean forms for the scan's per-token work; see
+/// docs/06-ssm-scans.md for the derivations and measured accuracy.
 namespace lockstep {
 
+/// e^-|x| for K batches: n = round(-|x| log2 e), r = -|x| - n ln2 in two parts (Cody-Waite, so the error
+/// does not grow with |x|), e^r by vec::exp's polynomial, 2^n added to the exponent field. -|x| is floored
+/// at -86.6 (e^-86.6 ~ 2.4e-38: the callers only add or multiply this into results exact far below float
+/// resolution there). NaN comes out finite: callers keep x's NaN through their last operation.
 template <class A, int K>
-SEQMIX_ALWAYS_INLINE void exp(const fbatch<A> (&x)[K], fbatch<A> (&out)[K]) noexcept {  // vec::exp
-  using F = fbatch<A>;
+SEQMIX_ALWAYS_INLINE void exp_neg_abs(const fbatch<A> (&x)[K], fbatch<A> (&e)[K]) noexcept {
+  using B = fbatch<A>;
   using I = xsimd::batch<std::int32_t, A>;
-  F xc[K], n[K], r[K], p[K];
-  for (int k = 0; k < K; ++k) xc[k] = xsimd::min(xsimd::max(x[k], F(-104.0f)), F(89.0f));
-  for (int k = 0; k < K; ++k) n[k] = xsimd::nearbyint(xc[k] * F(1.44269504088896341f));
-  for (int k = 0; k < K; ++k) r[k] = xsimd::fnma(n[k], F(0.693359375f), xc[k]);
-  for (int k = 0; k < K; ++k) r[k] = xsimd::fnma(n[k], F(-2.12194440e-4f), r[k]);
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(F(1.9875691500e-4f), r[k], F(1.3981999507e-3f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], F(8.3334519073e-3f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], F(4.1665795894e-2f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], F(1.6666665459e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], F(5.0000001201e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k] * r[k], r[k]) + F(1.0f);
-  for (int k = 0; k < K; ++k) {
-    const I ni = xsimd::to_int(n[k]);
-    const I n1 = ni >> 1;
-    const I n2 = ni - n1;
-    const F s1 = xsimd::bitwise_cast<F>((n1 + I(127)) << 23);
-    const F s2 = xsimd::bitwise_cast<F>((n2 + I(127)) << 23);
-    out[k] = xsimd::select(xsimd::isnan(x[k]), x[k], (p[k] * s1) * s2);
-  }
+  const B magic(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
+  B a[K], t[K], r[K], p[K];
+  for (int k = 0; k < K; ++k) a[k] = xsimd::max(-xsimd::abs(x[k]), B(-86.6f));
+  for (int k = 0; k < K; ++k) t[k] = xsimd::fma(a[k], B(log2e_f), magic);
+  for (int k = 0; k < K; ++k) r[k] = xsimd::fnma(t[k] - magic, B(0.693359375f), a[k]);
+  for (int k = 0; k < K; ++k) r[k] = xsimd::fnma(t[k] - magic, B(-2.12194440e-4f), r[k]);
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(B(1.9875691500e-4f), r[k], B(1.3981999507e-3f));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], B(8.3334519073e-3f));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], B(4.1665795894e-2f));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], B(1.6666665459e-1f));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k], B(5.0000001201e-1f));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], r[k] * r[k], r[k]) + B(1.0f);
+  for (int k = 0; k < K; ++k)
+    e[k] = xsimd::bitwise_cast<B>(xsimd::bitwise_cast<I>(p[k]) + (xsimd::bitwise_cast<I>(t[k]) << 23));
 }
 
-/// vec::softplus on K batches, in place.
+/// softplus(x) = log1p(e^x) = max(x, 0) + log1p(u), u = e^-|x|; log1p(u) = 2 atanh(s), s = u / (2 + u) in
+/// (0, 1/3], by its series to s^13 (truncation < 1.5e-8 relative); = x for x > 20 (SPEC §2.13). Measured
+/// relative error <= 3e-7 for x >= -86 (below, |error| < 2.4e-38). NaN -> NaN, +inf -> +inf. In place.
 template <class A, int K>
 SEQMIX_ALWAYS_INLINE void softplus(fbatch<A> (&x)[K]) noexcept {
-  using F = fbatch<A>;
-  using I = xsimd::batch<std::int32_t, A>;
-  F u[K], w[K], f[K], ef[K], z[K], p[K];
-  for (int k = 0; k < K; ++k) w[k] = -xsimd::abs(x[k]);
-  lockstep::exp<A, K>(w, u);
-  for (int k = 0; k < K; ++k) w[k] = F(1.0f) + u[k];
-  // detail::log_core(w, 0)
-  for (int k = 0; k < K; ++k) {
-    const I xi = xsimd::bitwise_cast<I>(w[k]);
-    ef[k] = F(0.0f) + xsimd::to_float(((xi >> 23) & I(0xff)) - I(126));
-    const F m = xsimd::bitwise_cast<F>((xi & I(0x007fffff)) | I(0x3f000000));
-    const auto lo = m < F(0.707106781186547524f);
-    f[k] = xsimd::select(lo, m + m, m) - F(1.0f);
-    ef[k] = xsimd::select(lo, ef[k] - F(1.0f), ef[k]);
-    z[k] = f[k] * f[k];
-  }
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(F(7.0376836292e-2f), f[k], F(-1.1514610310e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(1.1676998740e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(-1.2420140846e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(1.4249322787e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(-1.6668057665e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(2.0000714765e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(-2.4999993993e-1f));
-  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], f[k], F(3.3333331174e-1f));
-  for (int k = 0; k < K; ++k) {
-    F y = f[k] * z[k] * p[k];
-    y = xsimd::fma(ef[k], F(-2.12194440e-4f), y);
-    y = xsimd::fnma(F(0.5f), z[k], y);
-    const F lg = xsimd::fma(ef[k], F(0.693359375f), f[k] + y);
-    const F l = xsimd::fma(u[k] - (w[k] - F(1.0f)), F(2.0f) - w[k], lg);
-    x[k] = xsimd::select(x[k] > F(20.0f), x[k], xsimd::max(x[k], F(0.0f)) + l);
-  }
+  using B = fbatch<A>;
+  B u[K], s[K], z[K], p[K];
+  exp_neg_abs<A, K>(x, u);
+  for (int k = 0; k < K; ++k) s[k] = u[k] / (B(2.0f) + u[k]);
+  for (int k = 0; k < K; ++k) z[k] = s[k] * s[k];
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(B(1.0f / 13), z[k], B(1.0f / 11));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], z[k], B(1.0f / 9));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], z[k], B(1.0f / 7));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], z[k], B(1.0f / 5));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k], z[k], B(1.0f / 3));
+  for (int k = 0; k < K; ++k) p[k] = xsimd::fma(p[k] * z[k], s[k] + s[k], s[k] + s[k]);  // 2 atanh(s)
+  // max(0, x): x second, so NaN propagates (maxps returns its second operand on NaN)
+  for (int k = 0; k < K; ++k) x[k] = xsimd::select(x[k] > B(20.0f), x[k], xsimd::max(B(0.0f), x[k]) + p[k]);
 }
 
-/// vec::silu on K batches, in place.
+/// silu(x) = x sigmoid(x), sigmoid from e = e^-|x| as 1/(1+e) (x >= 0) or e/(1+e); x clamped at -150 as
+/// vec::silu (so silu(-inf) is tiny, not NaN). Measured relative error <= 3e-7 for x >= -86. In place.
 template <class A, int K>
 SEQMIX_ALWAYS_INLINE void silu(fbatch<A> (&x)[K]) noexcept {
-  using F = fbatch<A>;
-  F e[K], na[K];
-  for (int k = 0; k < K; ++k) x[k] = xsimd::select(x[k] < F(-150.0f), F(-150.0f), x[k]);
-  for (int k = 0; k < K; ++k) na[k] = -xsimd::abs(x[k]);
-  lockstep::exp<A, K>(na, e);
+  using B = fbatch<A>;
+  B e[K];
+  for (int k = 0; k < K; ++k) x[k] = xsimd::max(B(-150.0f), x[k]);  // NaN stays NaN (second operand)
+  exp_neg_abs<A, K>(x, e);
   for (int k = 0; k < K; ++k) {
-    const F s = F(1.0f) / (F(1.0f) + e[k]);
-    x[k] = x[k] * xsimd::select(x[k] >= F(0.0f), s, e[k] * s);
+    const B s = B(1.0f) / (B(1.0f) + e[k]);
+    x[k] = x[k] * xsimd::select(x[k] >= B(0.0f), s, e[k] * s);
   }
 }
 
