@@ -171,6 +171,13 @@ BENCHMARK(BM_ssm_scan_ssd_chunk)
     ->Args({32, 64, 128, 16, 64, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+// T sweep at the SPEC default chunk (cost per token should stay flat)
+BENCHMARK(BM_ssm_scan_ssd_chunk)
+    ->Name("BM_ssm_scan_ssd_chunk_tsweep")
+    ->ArgNames({"H", "P", "N", "T", "chunk", "threads"})
+    ->ArgsProduct({{32}, {64}, {128}, {512, 1024, 2048, 4096, 8192}, {256}, {1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_ssm_scan_ssd_recurrent)
     ->ArgNames({"H", "P", "N", "T", "chunk", "threads"})
     ->ArgsProduct({{32}, {64}, {128}, {2048}, {256}, {1, 2}})

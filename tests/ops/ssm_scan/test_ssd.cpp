@@ -71,6 +71,42 @@ TEST_CASE("ssd: chunk == recurrent at several chunk sizes, odd P and N", "[ssm][
   }
 }
 
+TEST_CASE("ssd: chunked head blocks, P = 64, odd P and N, block edges, 1 and 3 workers", "[ssm][ssd]") {
+  // the chunked kernel passes the state every min(chunk, 48) tokens and gives each task at most 8 heads
+  // of one group: H/G = 10 and 9 make two head blocks (one partial), P = 64 pads the state rows, P = 12
+  // and N = 20 / 7 leave GEMM tails, L = 47..97 puts block edges on and next to the end
+  struct shape {
+    index_t Bn, L, H, P, G, N;
+  };
+  int k = 0;
+  for (const shape sh : {shape{2, 97, 20, 64, 2, 20}, shape{1, 96, 9, 12, 1, 7}, shape{1, 47, 4, 64, 2, 128},
+                         shape{2, 49, 3, 5, 1, 16}}) {
+    ssd_flags f;
+    f.D_hp = k % 2 == 0;
+    f.init = k != 1;
+    ssd_problem<float> pr(sh.Bn, sh.L, sh.H, sh.P, sh.G, sh.N, f, 40 + static_cast<std::uint64_t>(k++));
+    tensor<float, bthp> ref({sh.Bn, sh.L, sh.H, sh.P});
+    tensor<float, bhpn> fref({sh.Bn, sh.H, sh.P, sh.N});
+    ssd(pr.args(ref.view(), fref.view()), pr.opts(ssd_mode::recurrent), reference{});
+    for (index_t chunk : {256, 48, 49, 16}) {
+      for (int threads : {1, 3}) {
+        tensor<float, bthp> out({sh.Bn, sh.L, sh.H, sh.P});
+        tensor<float, bhpn> fin({sh.Bn, sh.H, sh.P, sh.N});
+        out.poison();
+        fin.poison();
+        auto o = pr.opts(ssd_mode::chunk, chunk);
+        if (threads == 1) o.run.executor = seq;
+        else o.run.executor = par_t{threads};
+        ssd(pr.args(out.view(), fin.view()), o);
+        INFO("L " << sh.L << " H " << sh.H << " P " << sh.P << " G " << sh.G << " N " << sh.N << " chunk " << chunk
+                  << " threads " << threads);
+        SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(sh.L));
+        SEQMIX_REQUIRE_CLOSE(fin.cview(), fref.cview(), tolerance<float>(sh.L));
+      }
+    }
+  }
+}
+
 TEST_CASE("ssd: dt_min / dt_max clamp after softplus; underflowing decays stay exact", "[ssm][ssd]") {
   ssd_flags f;
   f.dt_min = 0.05;

@@ -13,8 +13,9 @@
 #include "../../../core/backend.hpp"
 #include "../../../runtime/parallel_for.hpp"
 #include "../../../runtime/workspace.hpp"
+#include "../../../simd/gemm.hpp"
+#include "../../../simd/math.hpp"
 #include "args.hpp"
-#include "gemm.hpp"
 #include "segments.hpp"
 #include "vmath.hpp"
 
@@ -29,7 +30,7 @@ inline void dt_transform(float* dts, index_t n, float bias, bool softplus, float
   constexpr index_t W = static_cast<index_t>(Bt::size);
   for (index_t i = 0; i < n; i += W) {
     Bt v = Bt::load_aligned(dts + i) + Bt(bias);
-    if (softplus) v = vsoftplus<A>(v);
+    if (softplus) v = vec::softplus(v);
     v = xsimd::min(xsimd::max(v, Bt(lo)), Bt(hi));  // NaN stays NaN
     v.store_aligned(dts + i);
   }
@@ -64,14 +65,25 @@ inline void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, 
 #endif
 }
 
-/// Heads per chunked-SSD task: enough tasks for the workers, at most 16 heads sharing one C B^T.
+/// Token block of the chunked kernel: the state is passed every min(chunk_size, ssd_block) tokens. Any
+/// block length gives the same result (SPEC §3.1); on a CPU the causal in-block product (about Q·P/2
+/// multiply-adds per token and head) is pure overhead next to the 2·N·P of state passing, so longer blocks
+/// only cost time; 48 = 8 row tiles of the 6x16 GEMM (docs/06-ssm-scans.md §2).
+inline constexpr index_t ssd_block = 48;
+/// Most heads one chunked task keeps (their states stay in L2).
+inline constexpr index_t ssd_max_heads_per_task = 8;
+
+/// Heads per chunked-SSD task: at most ssd_max_heads_per_task, and enough tasks for the workers.
 inline index_t ssd_heads_per_task(index_t HG, index_t tasks_outer, int workers) noexcept {
-  const index_t want = std::max<index_t>(1, (2 * workers + tasks_outer - 1) / tasks_outer);
-  index_t nhb = std::min<index_t>(HG, want);
-  nhb = std::max<index_t>(nhb, (HG + 15) / 16);
+  const index_t want = (2 * workers + tasks_outer - 1) / tasks_outer;
+  const index_t nhb = std::max((HG + ssd_max_heads_per_task - 1) / ssd_max_heads_per_task, std::min(HG, want));
   return (HG + nhb - 1) / nhb;
 }
 
+/// Chunked SSD. A task owns (segment, group, block of HB heads) and walks the segment in blocks of Q tokens:
+/// C, B, C B^T and every head's dt' and decays once per block; then per head the inter-block term C S,
+/// the causal in-block term (L o C B^T) X and the state update B^T (w o X) on vec::gemm, and D, the z
+/// gate and the store. See docs/06-ssm-scans.md §2.
 template <class Arch, class T>
 void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<segment>& segs) {
   using A = Arch;
@@ -81,174 +93,205 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
   const index_t H = a.x.template extent<axis::H>(), P = a.x.template extent<axis::P>();
   const index_t G = a.B.template extent<axis::G>(), N = a.B.template extent<axis::N>();
   const index_t HG = H / G;
-  const index_t Q = std::max<index_t>(1, std::min<index_t>(o.chunk_size, std::max<index_t>(L, 1)));
-  const index_t Qb = round_up_to(Q, 2 * W), ldm = Qb + 2 * W, Pp = round_up_to(P, 2 * W);
+  const index_t Q = std::max<index_t>(1, std::min({o.chunk_size, ssd_block, std::max<index_t>(L, 1)}));
+  const index_t Qv = round_up_to(Q, W) + W;          // per-token vectors, padded
+  const index_t ldm = round_up_to(Q, W) + W;         // rows of C B^T and of the decay mask
+  const index_t Pp = round_up_to(P, W);              // x, y rows of one head
+  const index_t ldS = Pp + (Pp % 64 == 0 ? 16 : 0);  // state rows [N][ldS]: no 2^k row stride
   const index_t ns = static_cast<index_t>(segs.size());
   const int workers = std::max(1, o.run.workers());
   const index_t HB = ssd_heads_per_task(HG, ns * G, workers), nhb = (HG + HB - 1) / HB;
 
-  const std::size_t bytes = arena_bytes<float>(Q * N) + arena_bytes<float>(N * Qb) + 2 * arena_bytes<float>(Q * ldm) +
-                            2 * arena_bytes<float>(Q * Pp) + arena_bytes<float>(HB * N * Pp) +
-                            4 * arena_bytes<float>(Qb + W) + arena_bytes<float>(Pp) * 3 + arena_bytes<unsigned char>(HB);
+  const std::size_t bytes = 2 * arena_bytes<float>(Q * N) + 2 * arena_bytes<float>(Q * ldm) +
+                            3 * arena_bytes<float>(Q * Pp) + arena_bytes<float>(HB * N * ldS) +
+                            3 * arena_bytes<float>(HB * Qv) + 2 * arena_bytes<float>(Qv) +
+                            arena_bytes<float>(HB * Pp) + arena_bytes<float>(Pp) + arena_bytes<unsigned char>(HB);
   workspace& ws = o.run.scratch();
   ws.reserve(workers, bytes);
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
+  const index_t sxp = a.x.template stride<axis::P>(), szp = a.z ? a.z.template stride<axis::P>() : 0;
+  const index_t sop = a.out.template stride<axis::P>();
+  const index_t sbn = a.B.template stride<axis::N>(), scn = a.C.template stride<axis::N>();
+  const bool zdirect = std::is_same_v<T, float> && szp == 1;
+  const index_t row_bytes = static_cast<index_t>(sizeof(T)) * P;
 
   const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * N * 2);
   parallel_for(ex, grid{ns, G, nhb}, [&](index_t si, index_t g, index_t hbi, int worker) {
     const segment& sg = segs[static_cast<std::size_t>(si)];
     const index_t b = sg.b;
-    const index_t h0 = g * HG + hbi * HB, h1 = std::min(g * HG + HG, h0 + HB);
+    const index_t h0 = g * HG + hbi * HB, h1 = std::min(g * HG + HG, h0 + HB), nh = h1 - h0;
     arena ar(ws.get(worker), ws.bytes_per_worker());
-    float* Cc = ar.alloc<float>(Q * N);        // [Q][N]
-    float* BcT = ar.alloc<float>(N * Qb);      // [N][Qb]
-    float* CB = ar.alloc<float>(Q * ldm);      // [Q][ldm]
-    float* M = ar.alloc<float>(Q * ldm);       // [Q][ldm]
-    float* X = ar.alloc<float>(Q * Pp);        // [Q][Pp]
-    float* Y = ar.alloc<float>(Q * Pp);        // [Q][Pp]
-    float* S = ar.alloc<float>(HB * N * Pp);   // [HB][N][Pp]
-    float* dts = ar.alloc<float>(Qb + W);      // [Qb]
-    float* chi = ar.alloc<float>(Qb + W);
-    float* clo = ar.alloc<float>(Qb + W);
-    float* wv = ar.alloc<float>(Qb + W);
-    float* Dv = ar.alloc<float>(Pp);
-    float* zr = ar.alloc<float>(Pp);
-    float* xr = ar.alloc<float>(Pp);
+    float* Cc = ar.alloc<float>(Q * N);          // [Q][N]
+    float* Bc = ar.alloc<float>(Q * N);          // [Q][N]
+    float* CB = ar.alloc<float>(Q * ldm);        // [Q][ldm] C B^T (lower triangle)
+    float* M = ar.alloc<float>(Q * ldm);         // [Q][ldm] decay-masked C B^T of one head
+    float* X = ar.alloc<float>(Q * Pp);          // [Q][Pp] x of one head
+    float* Y = ar.alloc<float>(Q * Pp);          // [Q][Pp] its output before D and z
+    float* Xw = ar.alloc<float>(Q * Pp);         // [Q][Pp] w o x
+    float* S = ar.alloc<float>(HB * N * ldS);    // [HB][N][ldS] states, transposed (S = h^T)
+    float* dts = ar.alloc<float>(HB * Qv);       // [HB][Qv] dt'
+    float* chi = ar.alloc<float>(HB * Qv);       // [HB][Qv] cumulative log decay, float hi + lo
+    float* clo = ar.alloc<float>(HB * Qv);
+    float* ec = ar.alloc<float>(Qv);             // [Qv] e^{c_t}
+    float* wv = ar.alloc<float>(Qv);             // [Qv] e^{c_last - c_s} dt'_s
+    float* Dm = ar.alloc<float>(HB * Pp);        // [HB][Pp] D
+    float* zr = ar.alloc<float>(Pp);             // [Pp] one row of z (strided or converted input)
     unsigned char* zero_state = ar.alloc<unsigned char>(HB);  // [HB] state known to be zero
     std::fill(zero_state, zero_state + HB, static_cast<unsigned char>(1));
+    std::fill(dts, dts + HB * Qv, 0.0f);
+    std::fill(Dm, Dm + HB * Pp, 0.0f);
+    std::fill(zr, zr + Pp, 0.0f);
+    std::fill(X, X + Q * Pp, 0.0f);
+    if (a.D)
+      for (index_t j = 0; j < nh; ++j)
+        for (index_t p = 0; p < P; ++p) Dm[j * Pp + p] = to_float(a.D(h0 + j, p));
 
-    // initial states, transposed to [N][Pp]
-    std::fill(S, S + HB * N * Pp, 0.0f);
+    // initial states, transposed to [N][ldS]
+    std::fill(S, S + HB * N * ldS, 0.0f);
     if (a.initial_states && sg.init >= 0) {
-      for (index_t h = h0; h < h1; ++h) {
-        float* Sh = S + (h - h0) * N * Pp;
+      for (index_t j = 0; j < nh; ++j) {
+        float* Sh = S + j * N * ldS;
         for (index_t p = 0; p < P; ++p)
-          for (index_t n = 0; n < N; ++n) Sh[n * Pp + p] = a.initial_states(sg.init, h, p, n);
-        zero_state[h - h0] = 0;
+          for (index_t n = 0; n < N; ++n) Sh[n * ldS + p] = a.initial_states(sg.init, h0 + j, p, n);
+        zero_state[j] = 0;
       }
     }
-    std::fill(dts, dts + Qb + W, 0.0f);
-    std::fill(Dv, Dv + Pp, 0.0f);
-    std::fill(xr, xr + Pp, 0.0f);
-    std::fill(zr, zr + Pp, 0.0f);
-    const index_t sxp = a.x.template stride<axis::P>(), szp = a.z ? a.z.template stride<axis::P>() : 0;
-    const index_t sop = a.out.template stride<axis::P>();
+    alignas(64) float iota[W];
+    for (index_t i = 0; i < W; ++i) iota[i] = static_cast<float>(i);
+    const Bt lane = Bt::load_aligned(iota);
 
     for (index_t c0 = sg.t0; c0 < sg.t1; c0 += Q) {
       const index_t q = std::min(Q, sg.t1 - c0);
-      // C and B^T of this chunk (shared by the group's heads), then CB = C B^T
+      // C, B of this block (shared by the group's heads) and the lower triangle of C B^T, 16 columns at a time
       for (index_t t = 0; t < q; ++t) {
-        read_row(a.C.ptr(b, c0 + t, g, 0), a.C.template stride<axis::N>(), N, Cc + t * N);
-        const T* br = a.B.ptr(b, c0 + t, g, 0);
-        const index_t sbn = a.B.template stride<axis::N>();
-        for (index_t n = 0; n < N; ++n) BcT[n * Qb + t] = to_float(br[n * sbn]);
+        read_row(a.C.ptr(b, c0 + t, g, 0), scn, N, Cc + t * N);
+        read_row(a.B.ptr(b, c0 + t, g, 0), sbn, N, Bc + t * N);
       }
-      for (index_t n = 0; n < N; ++n) std::fill(BcT + n * Qb + q, BcT + n * Qb + Qb, 0.0f);
-      gemm<A, false>(q, round_up_to(q, 2 * W), N, Cc, N, 1, BcT, Qb, CB, ldm);
-
-      for (index_t h = h0; h < h1; ++h) {
-        // rows of the next (head, chunk) are H*P elements apart in [B,L,H,P]: fetched below, a few per row of M
-        const index_t hn = h + 1 < h1 ? h + 1 : h0, cn = h + 1 < h1 ? c0 : c0 + Q;
-        const index_t qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
-        const index_t rb = static_cast<index_t>(sizeof(T)) * P;
-        auto prefetch_next = [&](index_t t) {
-          if (t >= qn) return;
-          prefetch_rows(a.x.ptr(b, cn + t, hn, 0), 0, 1, rb, false);
-          if (a.z) prefetch_rows(a.z.ptr(b, cn + t, hn, 0), 0, 1, rb, false);
-          prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, rb, true);
-        };
-        float* Sh = S + (h - h0) * N * Pp;
-        const bool szero = zero_state[h - h0] != 0;
-        // dt' and cumulative log decay (double, split into float hi + lo for exact differences)
-        for (index_t t = 0; t < q; ++t) dts[t] = to_float(a.dt(b, c0 + t, h));
-        const float bias = a.dt_bias ? to_float(a.dt_bias(h)) : 0.0f;
-        dt_transform<A>(dts, q, bias, o.dt_softplus, lo, hi);
-        const double Ah = to_double(a.A(h));
+      for (index_t j0 = 0; j0 < q; j0 += 16)
+        vec::gemm<A>(q - j0, std::min<index_t>(16, q - j0), N, 1.0f, {Cc + j0 * N, N, 1}, {Bc + j0 * N, 1, N}, 0.0f,
+                     {CB + j0 * ldm + j0, ldm, 1});
+      // dt' and the cumulative log decay of each head (float64 sum, kept as a float pair hi + lo so that
+      // c_t - c_s is exact to float precision even when both are large)
+      for (index_t t = 0; t < q; ++t)
+        for (index_t j = 0; j < nh; ++j) dts[j * Qv + t] = to_float(a.dt(b, c0 + t, h0 + j));
+      for (index_t j = 0; j < nh; ++j) {
+        float* d = dts + j * Qv;
+        float* ch = chi + j * Qv;
+        float* cl = clo + j * Qv;
+        std::fill(d + q, d + Qv, 0.0f);
+        dt_transform<A>(d, q, a.dt_bias ? to_float(a.dt_bias(h0 + j)) : 0.0f, o.dt_softplus, lo, hi);
+        std::fill(d + q, d + Qv, 0.0f);
+        const double Ah = to_double(a.A(h0 + j));
         double cum = 0;
         for (index_t t = 0; t < q; ++t) {
-          cum += static_cast<double>(dts[t]) * Ah;
-          chi[t] = static_cast<float>(cum);
-          clo[t] = static_cast<float>(cum - static_cast<double>(chi[t]));
+          cum += static_cast<double>(d[t]) * Ah;
+          ch[t] = static_cast<float>(cum);
+          cl[t] = static_cast<float>(cum - static_cast<double>(ch[t]));
         }
-        for (index_t t = q; t < Qb + W; ++t) chi[t] = clo[t] = 0.0f;
-        // X chunk [q][Pp]
-        for (index_t t = 0; t < q; ++t) {
-          read_row(a.x.ptr(b, c0 + t, h, 0), sxp, P, X + t * Pp);
-          std::fill(X + t * Pp + P, X + t * Pp + Pp, 0.0f);
-        }
-        // Y = diag(exp(cum)) C S^T  (state passed in from earlier chunks)
+        for (index_t t = q; t < Qv; ++t) ch[t] = cl[t] = 0.0f;
+      }
+
+      for (index_t j = 0; j < nh; ++j) {
+        const index_t h = h0 + j;
+        // rows of x, z and out are H*P elements apart, which the hardware prefetchers do not follow: the
+        // next head's rows (or the next block's first head's) are prefetched while this head computes
+        const index_t hn = j + 1 < nh ? h + 1 : h0, cn = j + 1 < nh ? c0 : c0 + Q;
+        const index_t qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
+        auto prefetch_next = [&](index_t t) {
+          if (t >= qn) return;
+          prefetch_rows(a.x.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, false);
+          if (a.z) prefetch_rows(a.z.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, false);
+          prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, true);
+        };
+        float* Sh = S + j * N * ldS;
+        const float* d = dts + j * Qv;
+        const float* ch = chi + j * Qv;
+        const float* cl = clo + j * Qv;
+        const bool szero = zero_state[j] != 0;
+        for (index_t t = 0; t < q; ++t) read_row(a.x.ptr(b, c0 + t, h, 0), sxp, P, X + t * Pp);  // X [q][Pp]
+        // Y = diag(e^c) C S: what the state brings in
         if (szero) {
           std::fill(Y, Y + q * Pp, 0.0f);
         } else {
-          gemm<A, false>(q, Pp, N, Cc, N, 1, Sh, Pp, Y, Pp);
+          vec::gemm<A>(q, Pp, N, 1.0f, {Cc, N, 1}, {Sh, ldS, 1}, 0.0f, {Y, Pp, 1});
+          for (index_t t = 0; t < q; t += W) {  // e^{hi + lo} = e^{hi} (1 + lo)
+            const Bt l = Bt::load_aligned(cl + t);
+            (vec::exp(Bt::load_aligned(ch + t)) * (Bt(1.0f) + l)).store_aligned(ec + t);
+          }
           for (index_t t = 0; t < q; ++t) {
-            const Bt e(static_cast<float>(std::exp(static_cast<double>(chi[t]) + clo[t])));
-            for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(Y + t * Pp + p) * e).store_aligned(Y + t * Pp + p);
+            const Bt e(ec[t]);
+            float* yr = Y + t * Pp;
+            for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(yr + p) * e).store_aligned(yr + p);
           }
         }
-        // M[t][s] = CB[t][s] exp(cum_t - cum_s) dt'_s for s <= t, else 0
-        alignas(64) float iota[W];
-        for (index_t i = 0; i < W; ++i) iota[i] = static_cast<float>(i);
-        const Bt lane = Bt::load_aligned(iota);
+        // M[t][s] = CB[t][s] e^{c_t - c_s} dt'_s for s <= t, else 0; then Y += M X, 6 rows at a time
         for (index_t t = 0; t < q; ++t) {
           prefetch_next(t);
-          const Bt th(chi[t]), tl(clo[t]);
+          const Bt th(ch[t]), tl(cl[t]);
           float* mr = M + t * ldm;
           const float* cr = CB + t * ldm;
           index_t s = 0;
           for (; s <= t; s += W) {
-            const Bt dd = (th - Bt::load_aligned(chi + s)) + (tl - Bt::load_aligned(clo + s));
-            const Bt v = Bt::load_aligned(cr + s) * vexp<A>(dd) * Bt::load_aligned(dts + s);
+            const Bt dd = (th - Bt::load_aligned(ch + s)) + (tl - Bt::load_aligned(cl + s));
+            const Bt v = Bt::load_aligned(cr + s) * vec::exp(dd) * Bt::load_aligned(d + s);
             xsimd::select(lane + Bt(static_cast<float>(s)) <= Bt(static_cast<float>(t)), v, Bt(0.0f)).store_aligned(mr + s);
           }
-          Bt(0.0f).store_aligned(mr + s);
-          Bt(0.0f).store_aligned(mr + s + W);
+          Bt(0.0f).store_aligned(mr + s);  // the 6-row products below read up to 5 columns past t
         }
         for (index_t t = q; t < qn; ++t) prefetch_next(t);
-        gemm<A, true, true>(q, Pp, q, M, ldm, 1, X, Pp, Y, Pp);
-        // output: y + D x, gate, store
-        if (a.D) for (index_t p = 0; p < P; ++p) Dv[p] = to_float(a.D(h, p));
-        for (index_t t = 0; t < q; ++t) {
-          float* yr = Y + t * Pp;
-          if (a.z) read_row(a.z.ptr(b, c0 + t, h, 0), szp, P, zr);
-          for (index_t p = 0; p < Pp; p += W) {
-            Bt y = Bt::load_aligned(yr + p);
-            if (a.D) y = xsimd::fma(Bt::load_aligned(Dv + p), Bt::load_aligned(X + t * Pp + p), y);
-            if (a.z) y = y * vsilu<A>(Bt::load_aligned(zr + p));
-            y.store_aligned(yr + p);
-          }
-          T* orow = a.out.ptr(b, c0 + t, h, 0);
-          if (sop == 1) {
-            for (index_t p = 0; p < P; p += W) store_n<A>(orow + p, Bt::load_aligned(yr + p), std::min(W, P - p));
-          } else {
-            for (index_t p = 0; p < P; ++p) orow[p * sop] = from_float<T>(yr[p]);
-          }
+        for (index_t i0 = 0; i0 < q; i0 += 6) {
+          const index_t mr = std::min<index_t>(6, q - i0);
+          vec::gemm<A>(mr, Pp, i0 + mr, 1.0f, {M + i0 * ldm, ldm, 1}, {X, Pp, 1}, 1.0f, {Y + i0 * Pp, Pp, 1});
         }
-        // state passing: S = exp(cum_last) S + B^T (w ⊙ X), w_s = exp(cum_last - cum_s) dt'_s
-        const Bt lh(chi[q - 1]), ll(clo[q - 1]);
+        // state passing: S = e^{c_last} S + B^T (w o X), w_s = e^{c_last - c_s} dt'_s
+        const Bt lh(ch[q - 1]), ll(cl[q - 1]);
         for (index_t s = 0; s < q; s += W) {
-          const Bt dd = (lh - Bt::load_aligned(chi + s)) + (ll - Bt::load_aligned(clo + s));
-          (vexp<A>(dd) * Bt::load_aligned(dts + s)).store_aligned(wv + s);
+          const Bt dd = (lh - Bt::load_aligned(ch + s)) + (ll - Bt::load_aligned(cl + s));
+          (vec::exp(dd) * Bt::load_aligned(d + s)).store_aligned(wv + s);
         }
         for (index_t t = 0; t < q; ++t) {
           const Bt w(wv[t]);
-          for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(X + t * Pp + p) * w).store_aligned(X + t * Pp + p);
+          for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(X + t * Pp + p) * w).store_aligned(Xw + t * Pp + p);
         }
-        if (szero) {
-          gemm<A, false>(N, Pp, q, BcT, Qb, 1, X, Pp, Sh, Pp);
-        } else {
-          const Bt decay(static_cast<float>(std::exp(static_cast<double>(chi[q - 1]) + clo[q - 1])));
-          for (index_t i = 0; i < N * Pp; i += W) (Bt::load_aligned(Sh + i) * decay).store_aligned(Sh + i);
-          gemm<A, true>(N, Pp, q, BcT, Qb, 1, X, Pp, Sh, Pp);
+        float decay = 0.0f;
+        if (!szero) {
+          decay = static_cast<float>(std::exp(static_cast<double>(ch[q - 1]) + cl[q - 1]));
+          if (decay == 0.0f) {  // keep NaN in S (gemm does not read C when beta == 0)
+            for (index_t i = 0; i < N * ldS; i += W) (Bt::load_aligned(Sh + i) * Bt(0.0f)).store_aligned(Sh + i);
+            decay = 1.0f;
+          }
         }
-        zero_state[h - h0] = 0;
+        vec::gemm<A>(N, Pp, q, 1.0f, {Bc, 1, N}, {Xw, Pp, 1}, decay, {Sh, ldS, 1});
+        zero_state[j] = 0;
+        // y = Y + D x, z gate, store
+        const float* Dh = Dm + j * Pp;
+        for (index_t t = 0; t < q; ++t) {
+          const T* zp = a.z ? a.z.ptr(b, c0 + t, h, 0) : nullptr;
+          if (a.z && !zdirect) read_row(zp, szp, P, zr);
+          T* orow = a.out.ptr(b, c0 + t, h, 0);
+          const float* yr = Y + t * Pp;
+          const float* xr = X + t * Pp;
+          for (index_t p = 0; p < Pp; p += W) {
+            const index_t m = std::min(W, P - p);
+            Bt y = Bt::load_aligned(yr + p);
+            if (a.D) y = xsimd::fma(Bt::load_aligned(Dh + p), Bt::load_aligned(xr + p), y);
+            if (a.z) y = y * vec::silu(zdirect ? load_n<A>(zp + p, m) : Bt::load_aligned(zr + p));
+            if (sop == 1) {
+              store_n<A>(orow + p, y, m);
+            } else {
+              alignas(64) float tmp[W];
+              y.store_aligned(tmp);
+              for (index_t i = 0; i < m; ++i) orow[(p + i) * sop] = from_float<T>(tmp[i]);
+            }
+          }
+        }
       }
     }
     if (a.final_states && sg.fin >= 0) {
-      for (index_t h = h0; h < h1; ++h) {
-        const float* Sh = S + (h - h0) * N * Pp;
+      for (index_t j = 0; j < nh; ++j) {
+        const float* Sh = S + j * N * ldS;
         for (index_t p = 0; p < P; ++p)
-          for (index_t n = 0; n < N; ++n) a.final_states(sg.fin, h, p, n) = Sh[n * Pp + p];
+          for (index_t n = 0; n < N; ++n) a.final_states(sg.fin, h0 + j, p, n) = Sh[n * ldS + p];
       }
     }
   });
@@ -320,7 +363,7 @@ void ssd_recurrent(const ssd_args<T>& a, const ssd_options& o, const std::vector
       if (a.z)
         for (index_t p = 0; p < P; p += W) {
           const index_t m = std::min(W, P - p);
-          (load_n<A>(yr + p, m) * vsilu<A>(load_n<A>(zr + p, m))).store_unaligned(yr + p);  // yr, zr padded
+          (load_n<A>(yr + p, m) * vec::silu(load_n<A>(zr + p, m))).store_unaligned(yr + p);  // yr, zr padded
         }
       T* orow = a.out.ptr(b, t, h, 0);
       const index_t sop = a.out.template stride<axis::P>();
