@@ -153,18 +153,27 @@ TEST_CASE("rwkv7: every chunk size; K != V; head 64", "[rwkv7]") {
 }
 
 TEST_CASE("rwkv7: strong decays and zero decays stay finite and exact", "[rwkv7][stability]") {
+  // -30: every step below the lazy-decay floor (explicit multiply); -3 and -0.6: the row scales cross the
+  // floor every few or few dozen tokens (materialization between fused passes); K = 64: whole batches
   std::uint64_t seed = 30;
-  for (double wmin : {-30.0, -3.0}) {
-    rw_case c{.B = 1, .T = 100, .H = 2, .K = 16, .V = 16, .wmin = wmin};
-    rw_inputs<float> in(c, ++seed);
-    const auto ref = rw_reference(in);
-    for (index_t chunk : {16, 64}) rw_check(in, ref, linear_mode::chunk, chunk);
+  for (double wmin : {-30.0, -3.0, -0.6065}) {
+    for (index_t K : {16, 64}) {
+      rw_case c{.B = 1, .T = 100, .H = 2, .K = K, .V = 16, .wmin = wmin};
+      rw_inputs<float> in(c, ++seed);
+      const auto ref = rw_reference(in);
+      INFO("wmin " << wmin << " K " << K);
+      for (index_t chunk : {16, 64}) rw_check(in, ref, linear_mode::chunk, chunk);
+      rw_check(in, ref, linear_mode::recurrent, 0);
+    }
   }
   rw_case c{.B = 1, .T = 70, .H = 1, .K = 16, .V = 16};
   rw_inputs<float> in(c, 39);
   in.w.for_each([](float& x) { x = 0.0f; });
+  // one channel with an exact zero decay (e^w underflows to 0) among gentle ones
+  for (index_t t = 0; t < c.T; t += 7) in.w.view()(0, t, 0, 3) = -200.0f;
   const auto ref = rw_reference(in);
   rw_check(in, ref, linear_mode::chunk, 32);
+  rw_check(in, ref, linear_mode::recurrent, 0);
 }
 
 TEST_CASE("rwkv7: bf16 and f16 inputs", "[rwkv7][dtype]") {
