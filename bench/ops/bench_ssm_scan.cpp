@@ -160,6 +160,12 @@ BENCHMARK_TEMPLATE(BM_ssm_scan_selective_scan, simd<>)
     ->Args({5120, 16, 1, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+// T sweep: the cost per token should stay flat (the scan streams u, delta, z, out once)
+BENCHMARK_TEMPLATE(BM_ssm_scan_selective_scan, simd<>)
+    ->ArgNames({"D", "N", "T", "threads"})
+    ->ArgsProduct({{2048}, {16}, {512, 1024, 4096, 8192}, {1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_ssm_scan_selective_scan, reference)
     ->ArgNames({"D", "N", "T", "threads"})
     ->Args({2048, 16, 256, 1})
