@@ -288,9 +288,23 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
     [[maybe_unused]] const C** vn = row_ptrs + 3 * block_k;
     [[maybe_unused]] auto fill_rows = [&](index_t c, const C** kd, const C** vd) {
       const index_t j0 = c * chunk, nk = std::min(chunk, L - j0);
-      for (index_t j = 0; j < nk; ++j) {
-        kd[j] = kptr(j0 + j, 0);
-        vd[j] = vptr(j0 + j, 0);
+      if constexpr (Cache::paged) {  // walk the pages instead of dividing per key
+        const index_t page = kc.k.template extent<axis::T>();
+        index_t pg = j0 / page, slot = j0 % page;
+        for (index_t j = 0; j < nk; ++j) {
+          const index_t blk = kc.block_table(b, pg);
+          kd[j] = kc.k.ptr(blk, slot, 0, 0);
+          vd[j] = kc.v.ptr(blk, slot, 0, 0);
+          if (++slot == page) {
+            slot = 0;
+            ++pg;
+          }
+        }
+      } else {
+        for (index_t j = 0; j < nk; ++j) {
+          kd[j] = kc.k.ptr(b, j0 + j, 0, 0);
+          vd[j] = kc.v.ptr(b, j0 + j, 0, 0);
+        }
       }
       return nk;
     };
