@@ -7,5 +7,6 @@
 #include "check.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
+#include "index_view.hpp"
 #include "layout.hpp"
 #include "tensor_view.hpp"

@@ -162,6 +162,11 @@ TEST_CASE("selective_state_update: bf16 inputs and shape errors", "[ssm][state_u
   bad.state_batch_indices = const_view<ssm_index_t, ssm_layouts::b>(idx.data(), {2});
   REQUIRE_THROWS_MATCHES(selective_state_update(bad), shape_error,
                          message_contains("state_batch_indices[1] = 2, expected < 2"));
+  const std::vector<std::int32_t> dup{1, 1};  // int32 slots are accepted too; two rows on one slot are not
+  bad = a;
+  bad.state_batch_indices = const_view<std::int32_t, ssm_layouts::b>(dup.data(), {2});
+  REQUIRE_THROWS_MATCHES(selective_state_update(bad), shape_error,
+                         message_contains("state_batch_indices[0] = state_batch_indices[1] = 1, expected distinct slots"));
   bad = a;
   bad.state = s.view().slice<axis::B>(0, 1);
   REQUIRE_THROWS_MATCHES(selective_state_update(bad), shape_error, message_contains("state.extent(B) = 1, expected 2"));

@@ -14,6 +14,7 @@
 #include "../../core/backend.hpp"
 #include "../../core/check.hpp"
 #include "../../core/dtype.hpp"
+#include "../../core/index_view.hpp"
 #include "../../core/layout.hpp"
 #include "../../core/tensor_view.hpp"
 #include "../../runtime/context.hpp"
@@ -36,8 +37,8 @@ struct attention_args {
   tensor_view<float, bht> lse{};                        // [B,Hq,Tq] (optional)
   tensor_view<const float, flash_h> alibi_slopes{};     // [Hq] (optional)
   tensor_view<const float, flash_h> sinks{};            // [Hq] (optional; proposed in SPEC §3.3.1)
-  tensor_view<const std::int32_t, flash_i> cu_seqlens_q{};  // [N+1] (optional, with B = 1)
-  tensor_view<const std::int32_t, flash_i> cu_seqlens_k{};  // [N+1]
+  index_view<flash_i> cu_seqlens_q{};                   // [N+1] int32 or int64 (optional, with B = 1)
+  index_view<flash_i> cu_seqlens_k{};                   // [N+1]
 };
 
 /// Options of `attention`. scale defaults to 1/sqrt(D); window sides -1 = unbounded; softcap 0 = off.
@@ -57,7 +58,7 @@ struct kv_cache_view {
   using storage_type = C;
   tensor_view<const C, bthd> k;                          // [B,Tmax,Hkv,D]
   tensor_view<const C, bthv> v;                          // [B,Tmax,Hkv,Dv]
-  tensor_view<const std::int32_t, flash_b> seqlens;      // [B]
+  index_view<flash_b> seqlens;                           // [B] int32 or int64
 };
 
 /// A paged KV cache as views: key j of row b lives in page block_table[b][j / page], slot j % page.
@@ -67,8 +68,8 @@ struct paged_kv_cache_view {
   using storage_type = C;
   tensor_view<const C, sthd> k;                          // [num_blocks,page,Hkv,D]
   tensor_view<const C, sthv> v;                          // [num_blocks,page,Hkv,Dv]
-  tensor_view<const std::int32_t, bp> block_table;       // [B,P]
-  tensor_view<const std::int32_t, flash_b> seqlens;      // [B]
+  index_view<bp> block_table;                            // [B,P] int32 or int64
+  index_view<flash_b> seqlens;                           // [B] int32 or int64
 };
 
 template <class X>
@@ -132,7 +133,7 @@ void check_outputs(const check& c, const tensor_view<const T, bthd>& q, const te
   }
 }
 
-inline void check_cu(const check& c, const tensor_view<const std::int32_t, flash_i>& cu, const char* name,
+inline void check_cu(const check& c, const index_view<flash_i>& cu, const char* name,
                      index_t total) {
   if (cu.extent<axis::I>() < 1) c.fail(std::string(name) + ".extent(I) = 0, expected >= 1");
   if (cu(0) != 0) c.fail(std::string(name) + "[0] = " + std::to_string(cu(0)) + ", expected 0");

@@ -4,12 +4,17 @@
 // causal_conv1d_update; argument checks. See docs/06-ssm-scans.md.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../../core/backend.hpp"
 #include "../../core/check.hpp"
 #include "../../core/dtype.hpp"
+#include "../../core/index_view.hpp"
 #include "../../core/tensor_view.hpp"
 #include "detail/args.hpp"
 #include "policies.hpp"
@@ -22,7 +27,7 @@ namespace detail::ssm {
 
 /// cu_seqlens [Nseq+1]: starts at 0, non-decreasing, ends at `total`; the batch extent must be 1.
 template <class V>
-index_t check_cu_seqlens(const check& c, const_view<ssm_index_t, ssm_layouts::i> cu, const V& x,
+index_t check_cu_seqlens(const check& c, index_view<ssm_layouts::i> cu, const V& x,
                          std::string_view x_name, index_t total) {
   c.require(x.template extent<axis::B>() == 1,
             std::string(x_name) + ".extent(B) = " + std::to_string(x.template extent<axis::B>()) +
@@ -48,6 +53,17 @@ void check_indices(const check& c, std::string_view name, const V& idx, index_t 
     c.require(v < slots && (allow_negative || v >= 0),
               std::string(name) + "[" + std::to_string(i) + "] = " + std::to_string(v) + ", expected " +
                   (allow_negative ? "< " : "in [0, ") + std::to_string(slots) + (allow_negative ? "" : ")"));
+  }
+  // Two rows on one slot would race on its state: rows run in parallel.
+  std::vector<std::pair<std::int64_t, index_t>> used;  // (slot, row)
+  for (index_t i = 0; i < batch; ++i)
+    if (idx(i) >= 0) used.emplace_back(idx(i), i);
+  std::sort(used.begin(), used.end());
+  for (std::size_t i = 1; i < used.size(); ++i) {
+    c.require(used[i].first != used[i - 1].first,
+              std::string(name) + "[" + std::to_string(used[i - 1].second) + "] = " + std::string(name) + "[" +
+                  std::to_string(used[i].second) + "] = " + std::to_string(used[i].first) +
+                  ", expected distinct slots (or < 0)");
   }
 }
 

@@ -11,11 +11,14 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "../../../config.hpp"
 #include "../../../core/axis.hpp"
 #include "../../../core/check.hpp"
 #include "../../../core/dtype.hpp"
+#include "../../../core/index_view.hpp"
 #include "../../../core/layout.hpp"
 #include "../../../core/tensor_view.hpp"
 #include "../../../runtime/context.hpp"
@@ -37,10 +40,10 @@ struct linear_options {
   run_context run{};                       ///< executor + workspace
 };
 
-/// cu_seqlens [N+1] (int64) with B = 1: sequence n is tokens [cu[n], cu[n+1]).
-using cu_seqlens_view = const_view<std::int64_t, layout<axis::I>>;
-/// state_indices [B] (int64) for decode: the state slot of batch row b; -1 skips the row.
-using state_indices_view = const_view<std::int64_t, layout<axis::B>>;
+/// cu_seqlens [N+1] (int32 or int64) with B = 1: sequence n is tokens [cu[n], cu[n+1]).
+using cu_seqlens_view = index_view<layout<axis::I>>;
+/// state_indices [B] (int32 or int64) for decode: the state slot of batch row b; -1 skips the row.
+using state_indices_view = index_view<layout<axis::B>>;
 /// Linear-family state [N,H,K,V] (float32).
 using state_view = tensor_view<float, nhkv>;
 using const_state_view = const_view<float, nhkv>;
@@ -143,6 +146,18 @@ inline void check_state_indices(const check& c, state_indices_view idx, index_t 
     if (idx(b) < -1 || idx(b) >= N) {
       c.fail("state_indices[" + std::to_string(b) + "] = " + std::to_string(idx(b)) + ", expected -1 or a slot in [0, " +
              std::to_string(N) + ")");
+    }
+  }
+  // Two rows on one slot would race on its state: rows run in parallel.
+  std::vector<std::pair<std::int64_t, index_t>> used;  // (slot, row)
+  for (index_t b = 0; b < B; ++b)
+    if (idx(b) >= 0) used.emplace_back(idx(b), b);
+  std::sort(used.begin(), used.end());
+  for (std::size_t i = 1; i < used.size(); ++i) {
+    if (used[i].first == used[i - 1].first) {
+      c.fail("state_indices[" + std::to_string(used[i - 1].second) + "] = state_indices[" +
+             std::to_string(used[i].second) + "] = " + std::to_string(used[i].first) +
+             ", expected distinct slots (or -1)");
     }
   }
 }

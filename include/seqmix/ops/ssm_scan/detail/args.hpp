@@ -5,6 +5,7 @@
 
 #include <limits>
 
+#include "../../../core/index_view.hpp"
 #include "../../../core/layout.hpp"
 #include "../../../core/tensor_view.hpp"
 #include "../../../runtime/context.hpp"
@@ -28,7 +29,7 @@ struct selective_scan_args {
   const_view<T, bdl> z;                               ///< [B,D,L] gate, out *= silu(z) (optional)
   const_view<T, ssm_layouts::d> delta_bias;           ///< [D] (optional)
   const_view<float, bdn> initial_state;               ///< [B,D,N] (optional; zeros)
-  const_view<ssm_index_t, ssm_layouts::i> cu_seqlens;  ///< [Nseq+1] varlen, B = 1 (optional)
+  index_view<ssm_layouts::i> cu_seqlens;  ///< [Nseq+1] varlen, B = 1 (optional)
   tensor_view<T, bdl> out;                            ///< [B,D,L]
   tensor_view<float, bdn> last_state;                 ///< [B,D,N] (optional)
 };
@@ -49,8 +50,8 @@ struct ssd_args {
   const_view<T, bthp> z;                              ///< [B,L,H,P] (optional)
   const_view<T, ssm_layouts::h> dt_bias;              ///< [H] (optional)
   const_view<float, bhpn> initial_states;             ///< [B,H,P,N] ([Nseq,H,P,N] with cu_seqlens)
-  const_view<ssm_index_t, bt> seq_idx;                ///< [B,L] (optional) state resets where it changes
-  const_view<ssm_index_t, ssm_layouts::i> cu_seqlens;  ///< [Nseq+1] varlen, B = 1 (optional)
+  index_view<bt> seq_idx;                ///< [B,L] (optional) state resets where it changes
+  index_view<ssm_layouts::i> cu_seqlens;  ///< [Nseq+1] varlen, B = 1 (optional)
   tensor_view<T, bthp> out;                           ///< [B,L,H,P]
   tensor_view<float, bhpn> final_states;              ///< [B,H,P,N] (optional)
 };
@@ -77,7 +78,7 @@ struct selective_state_update_args {
   const_view<T, hp> D;                                ///< [H,P] (optional)
   const_view<T, bhp> z;                               ///< [B,H,P] (optional)
   const_view<T, hp> dt_bias;                          ///< [H,P] (optional)
-  const_view<ssm_index_t, ssm_layouts::b> state_batch_indices;  ///< [B] slot of each row (optional; < 0 skips)
+  index_view<ssm_layouts::b> state_batch_indices;  ///< [B] slot of each row (optional; < 0 skips)
   tensor_view<T, bhp> out;                            ///< [B,H,P]
 };
 struct selective_state_update_options {
@@ -95,7 +96,7 @@ struct causal_conv1d_args {
   const_view<T, dw> weight;                           ///< [D,W]
   const_view<T, ssm_layouts::d> bias;                 ///< [D] (optional)
   const_view<T, bdw> initial_states;                  ///< [B,D,W-1] (optional; zeros)
-  const_view<ssm_index_t, ssm_layouts::i> cu_seqlens;  ///< [Nseq+1] varlen, B = 1 (optional)
+  index_view<ssm_layouts::i> cu_seqlens;  ///< [Nseq+1] varlen, B = 1 (optional)
   tensor_view<T, bdl> out;                            ///< [B,D,L]
   tensor_view<T, bdw> final_states;                   ///< [B,D,W-1] (optional)
 };
@@ -113,8 +114,8 @@ struct causal_conv1d_update_args {
   tensor_view<T, ssm_layouts::bds> conv_state;        ///< [Bs,D,S] in/out
   const_view<T, dw> weight;                           ///< [D,W]
   const_view<T, ssm_layouts::d> bias;                 ///< [D] (optional)
-  const_view<ssm_index_t, ssm_layouts::b> cache_seqlens;       ///< [B] (optional: ring buffer)
-  const_view<ssm_index_t, ssm_layouts::b> conv_state_indices;  ///< [B] (optional; < 0 skips the row)
+  index_view<ssm_layouts::b> cache_seqlens;       ///< [B] (optional: ring buffer)
+  index_view<ssm_layouts::b> conv_state_indices;  ///< [B] (optional; < 0 skips the row)
   tensor_view<T, bdl> out;                            ///< [B,D,L]
 };
 

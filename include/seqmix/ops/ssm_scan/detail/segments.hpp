@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../../../config.hpp"
+#include "../../../core/index_view.hpp"
 #include "../../../core/tensor_view.hpp"
 #include "../../../runtime/context.hpp"
 #include "../policies.hpp"
@@ -22,8 +23,8 @@ struct segment {
 /// run of equal seq_idx in each row (the row's initial state feeds its first run, its final state is
 /// taken after its last run).
 inline std::vector<segment> make_segments(index_t batch, index_t len,
-                                          const_view<ssm_index_t, ssm_layouts::i> cu,
-                                          const_view<ssm_index_t, bt> seq_idx = {}) {
+                                          index_view<ssm_layouts::i> cu,
+                                          index_view<bt> seq_idx = {}) {
   std::vector<segment> s;
   if (cu) {
     const index_t n = cu.extent<axis::I>() - 1;
