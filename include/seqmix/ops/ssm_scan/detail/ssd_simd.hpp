@@ -96,13 +96,14 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
   const index_t Q = std::max<index_t>(1, std::min({o.chunk_size, ssd_block, std::max<index_t>(L, 1)}));
   const index_t Qv = round_up_to(Q, W) + W;          // per-token vectors, padded
   const index_t ldm = round_up_to(Q, W) + W;         // rows of C B^T and of the decay mask
+  const index_t ldb = round_up_to(Q, 16) + 16;        // rows of B^T [N][ldb]
   const index_t Pp = round_up_to(P, W);              // x, y rows of one head
   const index_t ldS = Pp + (Pp % 64 == 0 ? 16 : 0);  // state rows [N][ldS]: no 2^k row stride
   const index_t ns = static_cast<index_t>(segs.size());
   const int workers = std::max(1, o.run.workers());
   const index_t HB = ssd_heads_per_task(HG, ns * G, workers), nhb = (HG + HB - 1) / HB;
 
-  const std::size_t bytes = 2 * arena_bytes<float>(Q * N) + 2 * arena_bytes<float>(Q * ldm) +
+  const std::size_t bytes = arena_bytes<float>(Q * N) + arena_bytes<float>(N * ldb) + 2 * arena_bytes<float>(Q * ldm) +
                             3 * arena_bytes<float>(Q * Pp) + arena_bytes<float>(HB * N * ldS) +
                             3 * arena_bytes<float>(HB * Qv) + 2 * arena_bytes<float>(Qv) +
                             arena_bytes<float>(HB * Pp) + arena_bytes<float>(Pp) + arena_bytes<unsigned char>(HB);
@@ -122,7 +123,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
     const index_t h0 = g * HG + hbi * HB, h1 = std::min(g * HG + HG, h0 + HB), nh = h1 - h0;
     arena ar(ws.get(worker), ws.bytes_per_worker());
     float* Cc = ar.alloc<float>(Q * N);          // [Q][N]
-    float* Bc = ar.alloc<float>(Q * N);          // [Q][N]
+    float* BT = ar.alloc<float>(N * ldb);        // [N][ldb] B^T
     float* CB = ar.alloc<float>(Q * ldm);        // [Q][ldm] C B^T (lower triangle)
     float* M = ar.alloc<float>(Q * ldm);         // [Q][ldm] decay-masked C B^T of one head
     float* X = ar.alloc<float>(Q * Pp);          // [Q][Pp] x of one head
@@ -165,10 +166,11 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
       // C, B of this block (shared by the group's heads) and the lower triangle of C B^T, 16 columns at a time
       for (index_t t = 0; t < q; ++t) {
         read_row(a.C.ptr(b, c0 + t, g, 0), scn, N, Cc + t * N);
-        read_row(a.B.ptr(b, c0 + t, g, 0), sbn, N, Bc + t * N);
+        const T* br = a.B.ptr(b, c0 + t, g, 0);
+        for (index_t n = 0; n < N; ++n) BT[n * ldb + t] = to_float(br[n * sbn]);
       }
       for (index_t j0 = 0; j0 < q; j0 += 16)
-        vec::gemm<A>(q - j0, std::min<index_t>(16, q - j0), N, 1.0f, {Cc + j0 * N, N, 1}, {Bc + j0 * N, 1, N}, 0.0f,
+        vec::gemm<A>(q - j0, std::min<index_t>(16, q - j0), N, 1.0f, {Cc + j0 * N, N, 1}, {BT + j0, ldb, 1}, 0.0f,
                      {CB + j0 * ldm + j0, ldm, 1});
       // dt' and the cumulative log decay of each head (float64 sum, kept as a float pair hi + lo so that
       // c_t - c_s is exact to float precision even when both are large)
@@ -261,7 +263,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
             decay = 1.0f;
           }
         }
-        vec::gemm<A>(N, Pp, q, 1.0f, {Bc, 1, N}, {Xw, Pp, 1}, decay, {Sh, ldS, 1});
+        vec::gemm<A>(N, Pp, q, 1.0f, {BT, ldb, 1}, {Xw, Pp, 1}, decay, {Sh, ldS, 1});
         zero_state[j] = 0;
         // y = Y + D x, z gate, store
         const float* Dh = Dm + j * Pp;
