@@ -199,21 +199,33 @@ TEST_CASE("gated_delta_rule: in-kernel gate and beta transforms", "[gated_delta_
 }
 
 TEST_CASE("gated_delta_rule: strong decay and zero gates stay finite and exact", "[gated_delta_rule][stability]") {
+  // -30: single steps below the lazy-decay floor; -5 and -1: the row scales cross the floor every few or
+  // few dozen tokens (materialization between token pairs, after the next pair's projections were taken)
   std::uint64_t seed = 500;
-  for (double gmin : {-30.0, -5.0}) {
+  for (double gmin : {-30.0, -5.0, -1.0}) {
     for (gate gt : {gate::scalar, gate::key}) {
       gdn_case c{.B = 1, .T = 130, .H = 2, .HV = 2, .K = 16, .V = 16, .gt = gt, .h0 = true, .l2 = true, .gmin = gmin};
       gdn_inputs<float> in(c, ++seed);
       const auto ref = gdn_reference(in);
+      INFO("gmin " << gmin << " gate " << int(gt));
       for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) gdn_check_fast(in, ref, m, 64);
     }
   }
-  // exact zeros: g = 0 (no decay) through the gated kernels
-  gdn_case c{.B = 1, .T = 80, .H = 1, .HV = 1, .K = 16, .V = 16, .gt = gate::scalar, .h0 = true, .l2 = true};
-  gdn_inputs<float> in(c, 77);
-  in.g.for_each([](float& x) { x = 0.0f; });
-  const auto ref = gdn_reference(in);
-  gdn_check_fast(in, ref, linear_mode::chunk, 32);
+  // exact zeros: g = 0 (no decay) through the gated kernels, and isolated exact-zero decays (e^-200 = 0)
+  for (gate gt : {gate::scalar, gate::key}) {
+    gdn_case c{.B = 1, .T = 81, .H = 1, .HV = 1, .K = 16, .V = 16, .gt = gt, .h0 = true, .l2 = true};
+    gdn_inputs<float> in(c, 77);
+    if (gt == gate::scalar) {
+      in.g.for_each([](float& x) { x = 0.0f; });
+      for (index_t t = 3; t < c.T; t += 10) in.g.view()(0, t, 0) = -200.0f;
+    } else {
+      in.gk.for_each([](float& x) { x = 0.0f; });
+      for (index_t t = 4; t < c.T; t += 9) in.gk.view()(0, t, 0, 5) = -200.0f;
+    }
+    const auto ref = gdn_reference(in);
+    gdn_check_fast(in, ref, linear_mode::chunk, 32);
+    gdn_check_fast(in, ref, linear_mode::recurrent, 0);
+  }
 }
 
 TEST_CASE("gated_delta_rule: bf16 and f16 inputs", "[gated_delta_rule][dtype]") {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../../../simd/reduce.hpp"
 #include "gated_delta_rule_problem.hpp"
 
 namespace seqmix::delta_detail {
@@ -22,12 +23,13 @@ struct gdr_scratch {
   float *S;                            // Kp x Vp
   float *graw, *G, *beta, *ex;         // Cp
   float *t0, *t1, *t2, *t3, *t4;       // Kp
+  float* rec;                          // 8 Kp + 10 Vp: the pair recurrence's coefficients and projections
 
   static std::size_t bytes(index_t C, index_t K, index_t V) noexcept {
     const index_t Cp = pad_up(C), Kp = pad_up(K), Vp = pad_up(V);
     return 6 * arena_bytes<float>(C * Kp) + arena_bytes<float>(Kp * Cp) + 3 * arena_bytes<float>(C * Vp) +
            2 * arena_bytes<float>(C * Cp) + arena_bytes<float>(Kp * Vp) + 4 * arena_bytes<float>(Cp) +
-           5 * arena_bytes<float>(Kp);
+           5 * arena_bytes<float>(Kp) + arena_bytes<float>(8 * Kp + 10 * Vp);
   }
   gdr_scratch(std::byte* mem, index_t C_, index_t K, index_t V) noexcept
       : C(C_), Cp(pad_up(C_)), Kp(pad_up(K)), Vp(pad_up(V)) {
@@ -54,10 +56,12 @@ struct gdr_scratch {
     t2 = a.alloc<float>(Kp);
     t3 = a.alloc<float>(Kp);
     t4 = a.alloc<float>(Kp);
+    rec = a.alloc<float>(8 * Kp + 10 * Vp);
     // Everything but the state is zeroed: padding columns must be zero for the GEMMs.
     const std::size_t head = static_cast<std::size_t>(reinterpret_cast<std::byte*>(S) - reinterpret_cast<std::byte*>(q));
     std::memset(static_cast<void*>(q), 0, head);
-    std::memset(static_cast<void*>(graw), 0, 4 * arena_bytes<float>(Cp) + 5 * arena_bytes<float>(Kp));
+    std::memset(static_cast<void*>(graw), 0,
+                4 * arena_bytes<float>(Cp) + 5 * arena_bytes<float>(Kp) + arena_bytes<float>(8 * Kp + 10 * Vp));
   }
 };
 
@@ -224,67 +228,203 @@ SEQMIX_ALWAYS_INLINE void materialize_decay(float* S, float* sigma, index_t K, i
   std::fill(sigma, sigma + Kp, 1.0f);
 }
 
-/// Token recurrence over the c loaded rows (float32 state in w.S).
-template <class Arch, class T>
-void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept {
-  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
-  const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
-  const bool gated = p.has_gate();
+/// One column block of a token-pair pass: with Update, S += ku0 u0^T + ku1 u1^T; with Proj, P_j = S^T x_j
+/// (j < 4) of the updated S.
+template <int NB, bool Update, bool Proj, class Arch>
+SEQMIX_ALWAYS_INLINE void gdr_pair_block(index_t K, index_t Vp, float* SEQMIX_RESTRICT S, const float* ku0,
+                                         const float* ku1, const float* u0, const float* u1, const float* x0,
+                                         const float* x1, const float* x2, const float* x3, float* P,
+                                         index_t c0) noexcept {
   using bt = xsimd::batch<float, Arch>;
-  float* sig = w.t2;
-  std::fill(sig, sig + Kp, 1.0f);
-  for (index_t i = 0; i < c; ++i) {
-    const float* k = w.k + i * Kp;
-    const float* q = w.q + i * Kp;
-    float* d = w.t0;
-    float* kd = w.t1;
-    float* ku = w.t3;
-    float* qd = w.t4;
-    if (p.gk) {
-      std::copy(w.gkr + i * Kp, w.gkr + (i + 1) * Kp, d);  // padding 0 -> decay 1
-      exp_inplace<Arch>(d, Kp);
-    } else {
-      const float e = p.g ? std::exp(w.graw[i]) : 1.0f;
-      std::fill(d, d + Kp, e);
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  bt U0[NB], U1[NB], A0[NB], A1[NB], A2[NB], A3[NB];
+  for (int x = 0; x < NB; ++x) {
+    if constexpr (Update) {
+      U0[x] = bt::load_unaligned(u0 + c0 + x * W);
+      U1[x] = bt::load_unaligned(u1 + c0 + x * W);
     }
-    bool lazy = gated && c > 1;
-    if (lazy) {
-      bt mn(1.0f), dmn(1.0f);
-      for (index_t a = 0; a < Kp; a += W) {
-        const bt da = bt::load_unaligned(d + a);
-        mn = xsimd::min(mn, da * bt::load_unaligned(sig + a));
-        dmn = xsimd::min(dmn, da);
+    A0[x] = A1[x] = A2[x] = A3[x] = bt(0.0f);
+  }
+  for (index_t i = 0; i < K; ++i) {
+    float* row = S + i * Vp + c0;
+    for (int x = 0; x < NB; ++x) {
+      bt s = bt::load_unaligned(row + x * W);
+      if constexpr (Update) {
+        s = xsimd::fma(bt(ku1[i]), U1[x], xsimd::fma(bt(ku0[i]), U0[x], s));
+        s.store_unaligned(row + x * W);
       }
-      if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) {
-        materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
-        lazy = lane_min<Arch>(dmn) >= lazy_decay_floor;
+      if constexpr (Proj) {
+        A0[x] = xsimd::fma(bt(x0[i]), s, A0[x]);
+        A1[x] = xsimd::fma(bt(x1[i]), s, A1[x]);
+        A2[x] = xsimd::fma(bt(x2[i]), s, A2[x]);
+        A3[x] = xsimd::fma(bt(x3[i]), s, A3[x]);
       }
-    }
-    const float* betav = p.beta ? nullptr : w.betav + i * Vp;
-    if (lazy) {
-      for (index_t a = 0; a < Kp; a += W) {
-        const bt s2 = bt::load_unaligned(sig + a) * bt::load_unaligned(d + a);
-        s2.store_unaligned(sig + a);
-        const bt ka = bt::load_unaligned(k + a);
-        (s2 * ka).store_unaligned(kd + a);
-        (ka / s2).store_unaligned(ku + a);
-        (s2 * bt::load_unaligned(q + a)).store_unaligned(qd + a);
-      }
-      index_t c0 = 0;
-      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
-        gdr_step_block<4, true, Arch>(K, Vp, w.S, d, kd, ku, qd, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
-      for (; c0 < Vp; c0 += W)
-        gdr_step_block<1, true, Arch>(K, Vp, w.S, d, kd, ku, qd, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
-    } else {
-      for (index_t a = 0; a < K; ++a) kd[a] = d[a] * k[a];
-      index_t c0 = 0;
-      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
-        gdr_step_block<4, false, Arch>(K, Vp, w.S, d, kd, k, q, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
-      for (; c0 < Vp; c0 += W)
-        gdr_step_block<1, false, Arch>(K, Vp, w.S, d, kd, k, q, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
     }
   }
-  if (gated) materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
+  if constexpr (Proj) {
+    for (int x = 0; x < NB; ++x) {
+      A0[x].store_unaligned(P + c0 + x * W);
+      A1[x].store_unaligned(P + Vp + c0 + x * W);
+      A2[x].store_unaligned(P + 2 * Vp + c0 + x * W);
+      A3[x].store_unaligned(P + 3 * Vp + c0 + x * W);
+    }
+  }
+}
+
+template <bool Update, bool Proj, class Arch>
+void gdr_pair_pass(index_t K, index_t Vp, float* S, const float* ku0, const float* ku1, const float* u0,
+                   const float* u1, const float* const* x, float* P) noexcept {
+  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+  index_t c0 = 0;
+  for (; c0 + 2 * W <= Vp; c0 += 2 * W)
+    gdr_pair_block<2, Update, Proj, Arch>(K, Vp, S, ku0, ku1, u0, u1, x[0], x[1], x[2], x[3], P, c0);
+  for (; c0 < Vp; c0 += W)
+    gdr_pair_block<1, Update, Proj, Arch>(K, Vp, S, ku0, ku1, u0, u1, x[0], x[1], x[2], x[3], P, c0);
+}
+
+/// Token recurrence over the c loaded rows (float32 state in w.S), two tokens per pass over the state
+/// (docs/04b-delta-rules.md §4). The state is kept as S~ = diag(sigma)^{-1} S; with kd = sigma' k,
+/// ku = k / sigma', qd = sigma' q, the projections Pk_j = S~^T kd_j, Pq_j = S~^T qd_j of the state before
+/// tokens (t, t+1) give
+///   u_t = beta_t (v_t - Pk_t),  u_{t+1} = beta_{t+1} (v_{t+1} - Pk_{t+1} - (k_t . d_{t+1} k_{t+1}) u_t),
+///   o_t = Pq_t + (k_t . q_t) u_t,  o_{t+1} = Pq_{t+1} + (k_t . d_{t+1} q_{t+1}) u_t + (k_{t+1} . q_{t+1}) u_{t+1},
+/// and one pass applies S~ += ku_t u_t^T + ku_{t+1} u_{t+1}^T while accumulating the next pair's four
+/// projections: 3 FMAs per state element and token, and the state read and written once per two tokens.
+/// Odd tails and steps whose decay is below the floor run one token at a time (explicit multiply).
+template <class Arch, class T>
+void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
+  // decays of the c tokens (1 without a gate), rows of w.gam
+  float* dec = w.gam;
+  for (index_t i = 0; i < c; ++i) {
+    float* di = dec + i * Kp;
+    if (p.gk) {
+      std::copy(w.gkr + i * Kp, w.gkr + (i + 1) * Kp, di);  // padding 0 -> decay 1
+      exp_inplace<Arch>(di, Kp);
+    } else {
+      std::fill(di, di + Kp, p.g ? std::exp(w.graw[i]) : 1.0f);
+    }
+  }
+  float* sig = w.t2;
+  std::fill(sig, sig + Kp, 1.0f);
+  float *ku0 = w.rec, *ku1 = w.rec + Kp, *s0 = w.rec + 6 * Kp, *s1 = w.rec + 7 * Kp;
+  const float* xs[4] = {w.rec + 2 * Kp, w.rec + 3 * Kp, w.rec + 4 * Kp, w.rec + 5 * Kp};
+  float* xw[4] = {w.rec + 2 * Kp, w.rec + 3 * Kp, w.rec + 4 * Kp, w.rec + 5 * Kp};
+  float* P = w.rec + 8 * Kp;
+  float* Pn = P + 4 * Vp;
+  float *u0 = Pn + 4 * Vp, *u1 = u0 + Vp;
+  auto dmin = [&](const float* a, const float* b2, const float* c2) {  // min over lanes of a b c
+    bt m(1.0f);
+    for (index_t x = 0; x < Kp; x += W) {
+      bt v = bt::load_unaligned(a + x) * bt::load_unaligned(b2 + x);
+      if (c2) v = v * bt::load_unaligned(c2 + x);
+      m = xsimd::min(m, v);
+    }
+    return lane_min<Arch>(m);
+  };
+  auto dot3 = [&](const float* a, const float* b2, const float* c2) {  // sum a b (c)
+    bt acc(0.0f);
+    for (index_t x = 0; x < Kp; x += W) {
+      bt v = bt::load_unaligned(a + x) * bt::load_unaligned(b2 + x);
+      acc = c2 ? xsimd::fma(v, bt::load_unaligned(c2 + x), acc) : acc + v;
+    }
+    return vec::hsum(acc);
+  };
+  // coefficients sa (s0 = sigma d_i), sb (s1 = s0 d_{i+1}) of tokens (i, i+1): x = {sa k_i, sb k_{i+1}, sa q_i, sb q_{i+1}}
+  auto proj_coef = [&](index_t i, const float* sa, const float* sb) {
+    const float *ka = w.k + i * Kp, *kb = w.k + (i + 1) * Kp, *qa = w.q + i * Kp, *qb = w.q + (i + 1) * Kp;
+    for (index_t x = 0; x < Kp; x += W) {
+      const bt A = bt::load_unaligned(sa + x), B = bt::load_unaligned(sb + x);
+      (A * bt::load_unaligned(ka + x)).store_unaligned(xw[0] + x);
+      (B * bt::load_unaligned(kb + x)).store_unaligned(xw[1] + x);
+      (A * bt::load_unaligned(qa + x)).store_unaligned(xw[2] + x);
+      (B * bt::load_unaligned(qb + x)).store_unaligned(xw[3] + x);
+    }
+  };
+  bool has_proj = false;
+  index_t i = 0;
+  while (i < c) {
+    bool pair = i + 1 < c;
+    const float *di = dec + i * Kp, *dn = pair ? dec + (i + 1) * Kp : di;
+    if (pair && !(dmin(sig, di, dn) >= lazy_decay_floor)) {
+      materialize_decay<Arch>(w.S, sig, K, Kp, Vp);  // projections of the true state are unchanged
+      pair = dmin(sig, di, dn) >= lazy_decay_floor;
+    }
+    if (!pair) {
+      // one token, explicit decay: pred = S^T (d k); S = diag(d) S + k u^T; o = S^T q
+      materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
+      float* kd = w.t1;
+      const float* k = w.k + i * Kp;
+      for (index_t a = 0; a < Kp; ++a) kd[a] = di[a] * k[a];
+      const float* betav = p.beta ? nullptr : w.betav + i * Vp;
+      index_t c0 = 0;
+      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+        gdr_step_block<4, false, Arch>(K, Vp, w.S, di, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      for (; c0 < Vp; c0 += W)
+        gdr_step_block<1, false, Arch>(K, Vp, w.S, di, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      has_proj = false;
+      ++i;
+      continue;
+    }
+    // sigma after tokens i and i + 1, and the update coefficients k / sigma'
+    for (index_t x = 0; x < Kp; x += W) {
+      const bt A = bt::load_unaligned(sig + x) * bt::load_unaligned(di + x);
+      const bt B = A * bt::load_unaligned(dn + x);
+      A.store_unaligned(s0 + x);
+      B.store_unaligned(s1 + x);
+      (bt::load_unaligned(w.k + i * Kp + x) / A).store_unaligned(ku0 + x);
+      (bt::load_unaligned(w.k + (i + 1) * Kp + x) / B).store_unaligned(ku1 + x);
+    }
+    if (!has_proj) {
+      proj_coef(i, s0, s1);
+      gdr_pair_pass<false, true, Arch>(K, Vp, w.S, ku0, ku1, u0, u1, xs, P);
+    }
+    // the pair's corrections (free of sigma)
+    const float *k0 = w.k + i * Kp, *k1 = w.k + (i + 1) * Kp, *q0 = w.q + i * Kp, *q1 = w.q + (i + 1) * Kp;
+    const float c1 = dot3(k0, k1, dn), c2 = dot3(k0, q0, nullptr), c3 = dot3(k0, q1, dn), c4 = dot3(k1, q1, nullptr);
+    {
+      const bt C1(c1), C2(c2), C3(c3), C4(c4), B0(w.beta[i]), B1(w.beta[i + 1]);
+      const float *v0 = w.v + i * Vp, *v1 = w.v + (i + 1) * Vp;
+      const float *bv0 = p.beta ? nullptr : w.betav + i * Vp, *bv1 = p.beta ? nullptr : w.betav + (i + 1) * Vp;
+      float *o0 = w.o + i * Vp, *o1 = w.o + (i + 1) * Vp;
+      for (index_t x = 0; x < Vp; x += W) {
+        const bt be0 = bv0 ? bt::load_unaligned(bv0 + x) : B0, be1 = bv1 ? bt::load_unaligned(bv1 + x) : B1;
+        const bt U0 = be0 * (bt::load_unaligned(v0 + x) - bt::load_unaligned(P + x));
+        const bt U1 = be1 * (bt::load_unaligned(v1 + x) - xsimd::fma(C1, U0, bt::load_unaligned(P + Vp + x)));
+        U0.store_unaligned(u0 + x);
+        U1.store_unaligned(u1 + x);
+        xsimd::fma(C2, U0, bt::load_unaligned(P + 2 * Vp + x)).store_unaligned(o0 + x);
+        xsimd::fma(C4, U1, xsimd::fma(C3, U0, bt::load_unaligned(P + 3 * Vp + x))).store_unaligned(o1 + x);
+      }
+    }
+    // the next pair's projections, in the current base, when both tokens follow and stay above the floor
+    bool proj = i + 3 < c;
+    if (proj) {
+      const float *d2 = dec + (i + 2) * Kp, *d3 = dec + (i + 3) * Kp;
+      proj = dmin(s1, d2, d3) >= lazy_decay_floor;
+      if (proj) {
+        float *s2 = w.t0, *s3 = w.t1;
+        for (index_t x = 0; x < Kp; x += W) {
+          const bt A = bt::load_unaligned(s1 + x) * bt::load_unaligned(d2 + x);
+          A.store_unaligned(s2 + x);
+          (A * bt::load_unaligned(d3 + x)).store_unaligned(s3 + x);
+        }
+        proj_coef(i + 2, s2, s3);
+      }
+    }
+    if (proj) {
+      gdr_pair_pass<true, true, Arch>(K, Vp, w.S, ku0, ku1, u0, u1, xs, Pn);
+      std::swap(P, Pn);
+    } else {
+      gdr_pair_pass<true, false, Arch>(K, Vp, w.S, ku0, ku1, u0, u1, xs, Pn);
+    }
+    std::copy(s1, s1 + Kp, sig);
+    has_proj = proj;
+    i += 2;
+  }
+  materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
 }
 
 /// Chunk form over the c loaded rows (SPEC §3.1.6, docs/04b-delta-rules.md):
