@@ -323,7 +323,14 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
         if (direct && kind == tile_kind::full) {
           // Row pointers (head 0) of this tile and the next; the kernels prefetch the next tile's rows
           // while they compute this one (scores: K in memory order; P V: V head by head).
-          if (filled != c) fill_rows(c, kr, vr);
+          if (filled != c) {  // a task's first chunk (or one after a skipped / partial chunk): fetch it now
+            fill_rows(c, kr, vr);
+            for (index_t j = 0; j < nk; ++j)
+              for (index_t hk = 0; hk < Hkv; ++hk) {
+                prefetch_span(kr[j] + hk * khs, static_cast<std::size_t>(D) * sizeof(C));
+                prefetch_span(vr[j] + hk * vhs, static_cast<std::size_t>(Dv) * sizeof(C));
+              }
+          }
           index_t npf = 0;
           if (c + 1 < tk.c1 && mask.tile(0, Tq, j0 + chunk, std::min(L, j0 + 2 * chunk)) != tile_kind::skip)
             npf = fill_rows(c + 1, kn, vn);
