@@ -121,18 +121,21 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
     float* k = w.k + i * Kp;
     ld_row<Arch>(p.q.ptr(b, tt, hq, 0), sqk, K, q);
     ld_row<Arch>(p.k.ptr(b, tt, hq, 0), skk, K, k);
-    float qs = scale, ks = 1.0f;
+    // rows are zero-padded to Kp: whole-batch sums of squares and scaling
+    using bt = xsimd::batch<float, Arch>;
+    constexpr index_t W = static_cast<index_t>(bt::size);
+    float qs = scale;
     if (p.l2norm) {
-      float nq = 0, nk = 0;
-      for (index_t a = 0; a < K; ++a) {
-        nq += q[a] * q[a];
-        nk += k[a] * k[a];
+      bt nq(0.0f), nk(0.0f);
+      for (index_t a = 0; a < Kp; a += W) {
+        const bt qa = bt::load_unaligned(q + a), ka = bt::load_unaligned(k + a);
+        nq = xsimd::fma(qa, qa, nq);
+        nk = xsimd::fma(ka, ka, nk);
       }
-      qs = scale / std::sqrt(nq + 1e-6f);
-      ks = 1.0f / std::sqrt(nk + 1e-6f);
-      for (index_t a = 0; a < K; ++a) k[a] *= ks;
+      qs = scale / std::sqrt(vec::hsum(nq) + 1e-6f);
+      scal<Arch>(Kp, 1.0f / std::sqrt(vec::hsum(nk) + 1e-6f), k);
     }
-    for (index_t a = 0; a < K; ++a) q[a] *= qs;
+    scal<Arch>(Kp, qs, q);
     ld_row<Arch>(p.v.ptr(b, tt, j, 0), svv, V, w.v + i * Vp);
     if (p.beta) {
       w.beta[i] = gdr_beta_transform<float>(to_float(p.beta(b, tt, j)), p.beta_sigmoid, p.beta_mul);
