@@ -199,11 +199,13 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         // next head's rows (or the next block's first head's) are prefetched while this head computes
         const index_t hn = j + 1 < nh ? h + 1 : h0, cn = j + 1 < nh ? c0 : c0 + Q;
         const index_t qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
-        auto prefetch_next = [&](index_t t) {
+        auto prefetch_in = [&](index_t t) {  // spread over the head's work: x, z while M is built, out later
           if (t >= qn) return;
           prefetch_rows(a.x.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, false);
           if (a.z) prefetch_rows(a.z.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, false);
-          prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, true);
+        };
+        auto prefetch_out = [&](index_t t) {
+          if (t < qn) prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, true);
         };
         float* Sh = S + j * N * ldS;
         const float* d = dts + j * Qv;
@@ -228,7 +230,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         }
         // M[t][s] = CB[t][s] e^{c_t - c_s} dt'_s for s <= t, else 0; then Y += M X, 6 rows at a time
         for (index_t t = 0; t < q; ++t) {
-          prefetch_next(t);
+          prefetch_in(t);
           const Bt th(ch[t]), tl(cl[t]);
           float* mr = M + t * ldm;
           const float* cr = CB + t * ldm;
@@ -240,7 +242,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           }
           Bt(0.0f).store_aligned(mr + s);  // the 6-row products below read up to 5 columns past t
         }
-        for (index_t t = q; t < qn; ++t) prefetch_next(t);
+        for (index_t t = q; t < qn; ++t) prefetch_in(t);
         for (index_t i0 = 0; i0 < q; i0 += 6) {
           const index_t mr = std::min<index_t>(6, q - i0);
           vec::gemm<A>(mr, Pp, i0 + mr, 1.0f, {M + i0 * ldm, ldm, 1}, {X, Pp, 1}, 1.0f, {Y + i0 * Pp, Pp, 1});
@@ -252,9 +254,11 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           (vec::exp(dd) * Bt::load_aligned(d + s)).store_aligned(wv + s);
         }
         for (index_t t = 0; t < q; ++t) {
+          prefetch_out(t);
           const Bt w(wv[t]);
           for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(X + t * Pp + p) * w).store_aligned(Xw + t * Pp + p);
         }
+        for (index_t t = q; t < qn; ++t) prefetch_out(t);
         float decay = 0.0f;
         if (!szero) {
           decay = static_cast<float>(std::exp(static_cast<double>(ch[q - 1]) + cl[q - 1]));
