@@ -273,6 +273,23 @@ SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t rows
 #endif
 }
 
+/// Prefetches a block (the next head's state) into L2 a few lines at a time, spread over a head visit.
+struct trickle_prefetch {
+  const char* p = nullptr;
+  index_t lines = 0, per_step = 0, done = 0;
+  trickle_prefetch() = default;
+  trickle_prefetch(const float* block, index_t floats, index_t steps) noexcept
+      : p(reinterpret_cast<const char*>(block)), lines((floats * 4 + 63) / 64),
+        per_step(steps > 0 ? (lines + steps - 1) / steps : lines) {}
+  SEQMIX_ALWAYS_INLINE void step() noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    for (index_t e = std::min(lines, done + per_step); done < e; ++done) __builtin_prefetch(p + done * 64, 0, 2);
+#else
+    done = lines;
+#endif
+  }
+};
+
 /// dst (cols x rows, row stride ldd) = transpose of src (rows x cols, row stride lds).
 inline void transpose(index_t rows, index_t cols, const float* SEQMIX_RESTRICT src, index_t lds,
                       float* SEQMIX_RESTRICT dst, index_t ldd) noexcept {

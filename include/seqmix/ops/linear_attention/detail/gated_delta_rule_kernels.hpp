@@ -295,7 +295,7 @@ void gdr_pair_pass(index_t K, index_t Vp, float* S, const float* ku0, const floa
 /// projections: 3 FMAs per state element and token, and the state read and written once per two tokens.
 /// Odd tails and steps whose decay is below the floor run one token at a time (explicit multiply).
 template <class Arch, class T>
-void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept {
+void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf = {}) noexcept {
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
@@ -426,6 +426,7 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noex
     std::copy(s1, s1 + Kp, sig);
     has_proj = proj;
     i += 2;
+    pf.step();
   }
   materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
 }
@@ -616,7 +617,9 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
           gdr_prefetch(p, s.b, t + c, cn, j0 + (jp - j1));
         }
       }
-      if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c);
+      // the next head's state streams into L2 during this visit
+      const trickle_prefetch pf(j + 1 < j1 ? states + (j + 1 - j0) * KV : states, j + 1 < j1 ? KV : 0, c / 2);
+      if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c, pf);
       for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
     }
   }
