@@ -35,6 +35,24 @@ struct linear_io {
   cu_seqlens_view cu_seqlens;      ///< [N+1] or empty
   tensor_view<T, bthv> o;          ///< [B,T,HV,V]
   state_view final_state;          ///< [N,HV,K,V], empty when the case does not ask for it
+
+  /// An op's args struct with these tensors filled in (q goes to `r` for the RWKV ops); the caller sets
+  /// the op's own tensors.
+  template <class Args>
+  Args make() const {
+    Args a{};
+    if constexpr (requires { a.r; })
+      a.r = q;
+    else
+      a.q = q;
+    a.k = k;
+    a.v = v;
+    a.initial_state = initial_state;
+    a.cu_seqlens = cu_seqlens;
+    a.o = o;
+    a.final_state = final_state;
+    return a;
+  }
 };
 
 /// Reads `query` (q or r), k, v, [initial_state], [cu_seqlens] and makes o and (when wanted) final_state.

@@ -25,18 +25,10 @@ void run_delta_rule(case_context& ctx) {
     const bool per_value = ctx.has_input("beta") && ctx.input_shape("beta").size() == 4;
     auto beta = per_value ? const_view<T, bth>{} : ctx.input<T, bth>("beta");      // [B,T,H]
     auto beta_v = per_value ? ctx.input<T, bthv>("beta") : const_view<T, bthv>{};  // [B,T,H,V]
-    ctx.timed([&] {
-      delta_rule<Backend>(delta_rule_args<T>{.q = io.q,
-                                             .k = io.k,
-                                             .v = io.v,
-                                             .beta = beta,
-                                             .o = io.o,
-                                             .initial_state = io.initial_state,
-                                             .final_state = io.final_state,
-                                             .cu_seqlens = io.cu_seqlens,
-                                             .beta_v = beta_v},
-                          opt);
-    });
+    auto args = io.template make<delta_rule_args<T>>();
+    args.beta = beta;
+    args.beta_v = beta_v;
+    ctx.timed([&] { delta_rule<Backend>(args, opt); });
   });
 }
 
@@ -56,22 +48,14 @@ void run_gated_delta_rule(case_context& ctx) {
     auto dt_bias =
         bias_k ? const_view<float, layout<axis::H>>{} : ctx.optional_input<float, layout<axis::H>>("dt_bias");  // [HV]
     auto dt_bias_k = bias_k ? ctx.input<float, hk>("dt_bias") : const_view<float, hk>{};  // [HV,K]
-    ctx.timed([&] {
-      gated_delta_rule<Backend>(gated_delta_rule_args<T>{.q = io.q,
-                                                         .k = io.k,
-                                                         .v = io.v,
-                                                         .g = g,
-                                                         .beta = beta,
-                                                         .o = io.o,
-                                                         .initial_state = io.initial_state,
-                                                         .final_state = io.final_state,
-                                                         .cu_seqlens = io.cu_seqlens,
-                                                         .gk = gk,
-                                                         .A_log = A_log,
-                                                         .dt_bias = dt_bias,
-                                                         .dt_bias_k = dt_bias_k},
-                                opt);
-    });
+    auto args = io.template make<gated_delta_rule_args<T>>();
+    args.g = g;
+    args.beta = beta;
+    args.gk = gk;
+    args.A_log = A_log;
+    args.dt_bias = dt_bias;
+    args.dt_bias_k = dt_bias_k;
+    ctx.timed([&] { gated_delta_rule<Backend>(args, opt); });
   });
 }
 
@@ -83,19 +67,11 @@ void run_rwkv7(case_context& ctx) {
     auto w = ctx.input<T, bthk>("w");  // [B,T,H,K]
     auto a = ctx.input<T, bthk>("a");  // [B,T,H,K]
     auto b = ctx.input<T, bthk>("b");  // [B,T,H,K]
-    ctx.timed([&] {
-      rwkv7<Backend>(rwkv7_args<T>{.r = io.q,
-                                   .w = w,
-                                   .k = io.k,
-                                   .v = io.v,
-                                   .a = a,
-                                   .b = b,
-                                   .o = io.o,
-                                   .initial_state = io.initial_state,
-                                   .final_state = io.final_state,
-                                   .cu_seqlens = io.cu_seqlens},
-                     opt);
-    });
+    auto args = io.template make<rwkv7_args<T>>();
+    args.w = w;
+    args.a = a;
+    args.b = b;
+    ctx.timed([&] { rwkv7<Backend>(args, opt); });
   });
 }
 

@@ -28,14 +28,9 @@ void run_linear_attn(case_context& ctx) {
   const bool normalize = ctx.option<bool>("normalize", false);
   ctx.dispatch([&]<class T, class Backend>() {
     const auto io = read_linear_io<T>(ctx);
+    auto args = io.template make<linear_attn_args<T>>();
     ctx.timed([&] {
-      linear_attn<Backend>(linear_attn_args<T>{.q = io.q,
-                                               .k = io.k,
-                                               .v = io.v,
-                                               .initial_state = io.initial_state,
-                                               .cu_seqlens = io.cu_seqlens,
-                                               .o = io.o,
-                                               .final_state = io.final_state},
+      linear_attn<Backend>(args,
                            {.scale = lo.scale, .mode = lo.mode, .chunk_size = lo.chunk_size, .normalize = normalize});
     });
   });
@@ -47,18 +42,10 @@ void run_simple_gla(case_context& ctx) {
     const auto io = read_linear_io<T>(ctx);
     auto g = ctx.optional_input<T, bth>("g");                         // [B,T,H]
     auto gg = ctx.optional_input<float, layout<axis::H>>("g_gamma");  // [H]
-    ctx.timed([&] {
-      simple_gla<Backend>(simple_gla_args<T>{.q = io.q,
-                                             .k = io.k,
-                                             .v = io.v,
-                                             .g = g,
-                                             .g_gamma = gg,
-                                             .initial_state = io.initial_state,
-                                             .cu_seqlens = io.cu_seqlens,
-                                             .o = io.o,
-                                             .final_state = io.final_state},
-                          lo);
-    });
+    auto args = io.template make<simple_gla_args<T>>();
+    args.g = g;
+    args.g_gamma = gg;
+    ctx.timed([&] { simple_gla<Backend>(args, lo); });
   });
 }
 
@@ -66,16 +53,8 @@ void run_retention(case_context& ctx) {
   const linear_options lo = common_options(ctx);
   ctx.dispatch([&]<class T, class Backend>() {
     const auto io = read_linear_io<T>(ctx);
-    ctx.timed([&] {
-      retention<Backend>(retention_args<T>{.q = io.q,
-                                           .k = io.k,
-                                           .v = io.v,
-                                           .initial_state = io.initial_state,
-                                           .cu_seqlens = io.cu_seqlens,
-                                           .o = io.o,
-                                           .final_state = io.final_state},
-                         lo);
-    });
+    auto args = io.template make<retention_args<T>>();
+    ctx.timed([&] { retention<Backend>(args, lo); });
   });
 }
 
@@ -85,18 +64,10 @@ void run_gla(case_context& ctx) {
     const auto io = read_linear_io<T>(ctx);
     auto gk = ctx.input<T, bthk>("gk");           // [B,T,H,K]
     auto gv = ctx.optional_input<T, bthv>("gv");  // [B,T,H,V]
-    ctx.timed([&] {
-      gla<Backend>(gla_args<T>{.q = io.q,
-                               .k = io.k,
-                               .v = io.v,
-                               .gk = gk,
-                               .gv = gv,
-                               .initial_state = io.initial_state,
-                               .cu_seqlens = io.cu_seqlens,
-                               .o = io.o,
-                               .final_state = io.final_state},
-                   lo);
-    });
+    auto args = io.template make<gla_args<T>>();
+    args.gk = gk;
+    args.gv = gv;
+    ctx.timed([&] { gla<Backend>(args, lo); });
   });
 }
 
@@ -106,18 +77,10 @@ void run_rwkv6(case_context& ctx) {
     const auto io = read_linear_io<T>(ctx, "r");
     auto w = ctx.input<T, bthk>("w");  // [B,T,H,K]
     auto u = ctx.input<T, hk>("u");    // [H,K]
-    ctx.timed([&] {
-      rwkv6<Backend>(rwkv6_args<T>{.r = io.q,
-                                   .k = io.k,
-                                   .v = io.v,
-                                   .w = w,
-                                   .u = u,
-                                   .initial_state = io.initial_state,
-                                   .cu_seqlens = io.cu_seqlens,
-                                   .o = io.o,
-                                   .final_state = io.final_state},
-                     lo);
-    });
+    auto args = io.template make<rwkv6_args<T>>();
+    args.w = w;
+    args.u = u;
+    ctx.timed([&] { rwkv6<Backend>(args, lo); });
   });
 }
 
