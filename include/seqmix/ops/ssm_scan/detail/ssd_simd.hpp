@@ -70,8 +70,8 @@ inline void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, 
 /// multiply-adds per token and head) is pure overhead next to the 2·N·P of state passing, so longer blocks
 /// only cost time; 48 = 8 row tiles of the 6x16 GEMM (docs/06-ssm-scans.md §2).
 inline constexpr index_t ssd_block = 48;
-/// Most heads one chunked task keeps (their states stay in L2).
-inline constexpr index_t ssd_max_heads_per_task = 8;
+/// Most heads one chunked task keeps (their states, 40 KiB each at N = 128, P = 64, stay in a 1 MiB L2).
+inline constexpr index_t ssd_max_heads_per_task = 16;
 
 /// Heads per chunked-SSD task: at most ssd_max_heads_per_task, and enough tasks for the workers.
 inline index_t ssd_heads_per_task(index_t HG, index_t tasks_outer, int workers) noexcept {
