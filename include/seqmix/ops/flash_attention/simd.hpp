@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <numeric>
 #include <vector>
 
 #include "../../runtime/parallel_for.hpp"
@@ -185,12 +186,13 @@ inline index_t decode_chunk_for(std::size_t bytes_per_key) noexcept {
   return std::clamp<index_t>(n, 12, decode_chunk_max);
 }
 
-/// Chooses the number of KV splits per batch row: enough tasks to keep every worker busy, at least
-/// 8 chunks per split.
-inline index_t auto_splits(index_t chunks, index_t rows, int workers) noexcept {
-  if (chunks <= 8 || workers <= 1) return 1;
-  const index_t want = (2 * workers + rows - 1) / rows;
-  return std::clamp<index_t>(want, 1, std::max<index_t>(1, chunks / 8));
+/// Chooses the number of KV splits of a row of `chunks` chunks (out of `total` in the batch): about 4 tasks
+/// per worker in all (a multiple of the workers for equal rows), at least 4 chunks per split; the tasks then
+/// run longest first.
+inline index_t auto_splits(index_t chunks, index_t total, int workers) noexcept {
+  if (workers <= 1 || chunks < 8 || total <= 0) return 1;
+  const index_t want = workers * std::clamp<index_t>(total / (4 * workers), 1, 4);  // tasks in the batch
+  return std::clamp<index_t>((chunks * want + total / 2) / total, 1, chunks / 4);
 }
 
 template <class A, class T, class Cache>
@@ -215,15 +217,23 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   };
   std::vector<dtask> tasks;
   std::vector<index_t> first_task(static_cast<std::size_t>(B + 1));
+  index_t total_chunks = 0;
+  for (index_t b = 0; b < B; ++b) total_chunks += (kc.seqlens(b) + chunk - 1) / chunk;
   for (index_t b = 0; b < B; ++b) {
     const index_t L = kc.seqlens(b), chunks = (L + chunk - 1) / chunk;
     const index_t ns = o.num_splits > 0 ? std::clamp<index_t>(o.num_splits, 1, std::max<index_t>(1, chunks))
-                                        : auto_splits(chunks, B, workers);
+                                        : auto_splits(chunks, total_chunks, workers);
     first_task[static_cast<std::size_t>(b)] = static_cast<index_t>(tasks.size());
     for (index_t sidx = 0; sidx < ns; ++sidx) tasks.push_back({b, chunks * sidx / ns, chunks * (sidx + 1) / ns});
   }
   first_task[static_cast<std::size_t>(B)] = static_cast<index_t>(tasks.size());
   const index_t ntasks = static_cast<index_t>(tasks.size());
+  std::vector<index_t> order(static_cast<std::size_t>(ntasks));  // longest first (rows differ in length)
+  std::iota(order.begin(), order.end(), index_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
+    const dtask &tx = tasks[static_cast<std::size_t>(x)], &ty = tasks[static_cast<std::size_t>(y)];
+    return tx.c1 - tx.c0 > ty.c1 - ty.c0;
+  });
 
   // partials per task and kv head: m [M], l [M], acc [M][Dvp]
   const std::size_t part = static_cast<std::size_t>(M * (2 + Dvp));
@@ -237,7 +247,8 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   ws.reserve(workers, per_worker);
 
   const index_t qds = a.q.template stride<axis::D>();
-  parallel_for(o.run.executor, ntasks, [&](index_t ti, int w) {
+  parallel_for(o.run.executor, ntasks, [&](index_t oi, int w) {
+    const index_t ti = order[static_cast<std::size_t>(oi)];
     const dtask& tk = tasks[static_cast<std::size_t>(ti)];
     const index_t b = tk.b, L = kc.seqlens(b);
     arena ar(ws.get(w), ws.bytes_per_worker());
