@@ -225,3 +225,25 @@ TEST_CASE("causal_conv1d: shape errors", "[ssm][conv1d][errors]") {
   REQUIRE_THROWS_MATCHES(causal_conv1d_update(u), shape_error,
                          message_contains("conv_state_indices[1] = 2, expected < 2"));
 }
+
+TEST_CASE("causal_conv1d: silu four batches at a time (wide channel blocks, long rows, tails)", "[ssm][conv1d]") {
+  // channel-last D = 77: four-batch steps, single batches and a 5-channel tail per token; channel-first
+  // L = 70: four-batch steps, then single batches and a scalar tail per row
+  for (index_t W : {3, 4}) {
+    for (bool chlast : {false, true}) {
+      const index_t D = chlast ? 77 : 5, L = chlast ? 9 : 70;
+      INFO("W " << W << " channel_last " << chlast);
+      conv_problem<float> pr(1, D, L, W, 400 + static_cast<std::uint64_t>(W), chlast);
+      pr.x.for_each([](float& v) { v *= 8.0f; });  // silu over a wide range, both signs
+      tensor<float, bdl> out = chlast ? tensor<float, bdl>::permuted<layout<axis::B, axis::L, axis::D>>({1, D, L})
+                                      : tensor<float, bdl>({1, D, L});
+      tensor<float, bdl> ref({1, D, L});
+      tensor<float, bdw> fin({1, D, W - 1}), fin_ref({1, D, W - 1});
+      out.poison();
+      const causal_conv1d_options o{.activation = conv_activation::silu, .run = {}};
+      causal_conv1d(conv_args(pr, out.view(), fin.view(), true, true), o);
+      causal_conv1d(conv_args(pr, ref.view(), fin_ref.view(), true, true), o, reference{});
+      SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(L));
+    }
+  }
+}

@@ -19,7 +19,9 @@ namespace seqmix::detail::ssm {
 
 template <class A>
 SEQMIX_ALWAYS_INLINE fbatch<A> conv_act(fbatch<A> v, bool silu) noexcept {
-  return silu ? vsilu<A>(v) : v;
+  fbatch<A> r[1] = {v};
+  if (silu) lockstep::silu<A, 1>(r);
+  return r[0];
 }
 
 /// One channel row (L-stride 1 in and out): out[t] = act(bias + sum_k w[k] xhat[t - (W-1) + k]).
@@ -36,23 +38,37 @@ inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, ind
     out[t] = from_float<T>(silu ? silu_scalar(acc) : acc);
   }
   index_t t = head;
+  // four batches per step: silu is a long dependency chain (latency-bound one batch at a time), so the four
+  // are computed in lockstep (detail/vmath.hpp)
+  auto run = [&](auto taps) {
+    for (; t + 4 * V <= len; t += 4 * V) {
+      Bt acc[4];
+      for (int k = 0; k < 4; ++k) acc[k] = taps(t + k * V);
+      if (silu) lockstep::silu<A, 4>(acc);
+      for (int k = 0; k < 4; ++k) store_n<A>(out + t + k * V, acc[k], V);
+    }
+    for (; t + V <= len; t += V) {
+      Bt acc[1] = {taps(t)};
+      if (silu) lockstep::silu<A, 1>(acc);
+      store_n<A>(out + t, acc[0], V);
+    }
+  };
   if (W == 4) {
     const Bt w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
-    for (; t + V <= len; t += V) {
-      const T* p = x + t - 3;
+    run([&](index_t t1) {
+      const T* p = x + t1 - 3;
       Bt acc = xsimd::fma(w0, load_w<A>(p), Bt(bias));
       acc = xsimd::fma(w1, load_w<A>(p + 1), acc);
       acc = xsimd::fma(w2, load_w<A>(p + 2), acc);
-      acc = xsimd::fma(w3, load_w<A>(p + 3), acc);
-      store_n<A>(out + t, conv_act<A>(acc, silu), V);
-    }
+      return xsimd::fma(w3, load_w<A>(p + 3), acc);
+    });
   } else {
-    for (; t + V <= len; t += V) {
-      const T* p = x + t - (W - 1);
+    run([&](index_t t1) {
+      const T* p = x + t1 - (W - 1);
       Bt acc(bias);
       for (index_t k = 0; k < W; ++k) acc = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc);
-      store_n<A>(out + t, conv_act<A>(acc, silu), V);
-    }
+      return acc;
+    });
   }
   for (; t < len; ++t) {
     float acc = bias;
@@ -149,6 +165,16 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
       if (j0 >= 0) {
         const T* xr = a.x.ptr(sg.b, 0, sg.t0 + j0);
         index_t c = cb;
+        for (; c + 4 * V <= ce; c += 4 * V) {  // four batches: silu in lockstep
+          Bt acc[4];
+          for (int q = 0; q < 4; ++q) {
+            acc[q] = Bt::load_unaligned(bias.data() + c + q * V);
+            for (index_t k = 0; k < W; ++k)
+              acc[q] = xsimd::fma(Bt::load_unaligned(wt.data() + k * Dp + c + q * V), load_w<A>(xr + k * sxl + c + q * V), acc[q]);
+          }
+          if (silu) lockstep::silu<A, 4>(acc);
+          for (int q = 0; q < 4; ++q) store_n<A>(orow + c + q * V, acc[q], V);
+        }
         for (; c + V <= ce; c += V) {
           Bt acc = Bt::load_unaligned(bias.data() + c);
           for (index_t k = 0; k < W; ++k)
