@@ -107,22 +107,23 @@ std::vector<C> random_storage(std::size_t n, std::uint64_t seed) {
   return r;
 }
 
-// Decode, contiguous cache: B rows of Tkv tokens, Hq=32 Hkv=8 D=128; args: B, Tkv, threads.
-template <class C>
+// Decode, contiguous cache: B rows of Tkv tokens, Hq=32 Hkv=8 D=128, Tq new tokens per row (1, or a few for
+// speculative decoding); args: B, Tkv, threads.
+template <class C, index_t Tq = 1>
 void BM_decode(benchmark::State& st) {
   const index_t B = st.range(0), L = st.range(1), Hq = 32, Hkv = 8, D = 128;
   const auto k = random_storage<C>(static_cast<std::size_t>(B * L * Hkv * D), 5);
   const auto v = random_storage<C>(static_cast<std::size_t>(B * L * Hkv * D), 6);
   const std::vector<std::int32_t> lens(static_cast<std::size_t>(B), static_cast<std::int32_t>(L));
-  const auto q = bench::random_vector(static_cast<std::size_t>(B * Hq * D), -1, 1, 7);
-  std::vector<float> out(static_cast<std::size_t>(B * Hq * D)), lse(static_cast<std::size_t>(B * Hq));
+  const auto q = bench::random_vector(static_cast<std::size_t>(B * Tq * Hq * D), -1, 1, 7);
+  std::vector<float> out(static_cast<std::size_t>(B * Tq * Hq * D)), lse(static_cast<std::size_t>(B * Tq * Hq));
   kv_cache_view<C> cache{tensor_view<const C, bthd>(k.data(), {B, L, Hkv, D}),                // [B,L,Hkv,D]
                          tensor_view<const C, bthv>(v.data(), {B, L, Hkv, D}),                // [B,L,Hkv,D]
                          tensor_view<const std::int32_t, flash_b>(lens.data(), {B})};         // [B]
-  attention_decode_args<float, kv_cache_view<C>> a{tensor_view<const float, bthd>(q.data(), {B, 1, Hq, D}),  // [B,1,Hq,D]
+  attention_decode_args<float, kv_cache_view<C>> a{tensor_view<const float, bthd>(q.data(), {B, Tq, Hq, D}),  // [B,Tq,Hq,D]
                                                    cache,
-                                                   tensor_view<float, bthv>(out.data(), {B, 1, Hq, D}),  // [B,1,Hq,D]
-                                                   tensor_view<float, bht>(lse.data(), {B, Hq, 1})};     // [B,Hq,1]
+                                                   tensor_view<float, bthv>(out.data(), {B, Tq, Hq, D}),  // [B,Tq,Hq,D]
+                                                   tensor_view<float, bht>(lse.data(), {B, Hq, Tq})};     // [B,Hq,Tq]
   attention_decode_options o;
   o.run.executor = par_t{bench::threads_arg(st.range(2))};
   for (auto _ : st) {
@@ -130,11 +131,12 @@ void BM_decode(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
   const double bytes = 2.0 * static_cast<double>(B * L * Hkv * D) * sizeof(C);
-  bench::set_counters(st, 4.0 * B * Hq * static_cast<double>(L) * D, bytes, static_cast<double>(B));
+  bench::set_counters(st, 4.0 * B * Tq * Hq * static_cast<double>(L) * D, bytes, static_cast<double>(B * Tq));
 }
 void BM_flash_attention_decode_f16(benchmark::State& st) { BM_decode<f16>(st); }
 void BM_flash_attention_decode_bf16(benchmark::State& st) { BM_decode<bf16>(st); }
 void BM_flash_attention_decode_f32(benchmark::State& st) { BM_decode<float>(st); }
+void BM_flash_attention_decode_spec4_f16(benchmark::State& st) { BM_decode<f16, 4>(st); }
 BENCHMARK(BM_flash_attention_decode_f16)
     ->ArgNames({"B", "Tkv", "threads"})
     ->ArgsProduct({{1}, {1024, 8192}, {1, 2}})
@@ -143,6 +145,12 @@ BENCHMARK(BM_flash_attention_decode_f16)
     ->UseRealTime();
 BENCHMARK(BM_flash_attention_decode_bf16)->ArgNames({"B", "Tkv", "threads"})->Args({1, 8192, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_flash_attention_decode_f32)->ArgNames({"B", "Tkv", "threads"})->ArgsProduct({{1}, {8192}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+// speculative decoding: Tq = 4 new tokens per row (causal among themselves)
+BENCHMARK(BM_flash_attention_decode_spec4_f16)
+    ->ArgNames({"B", "Tkv", "threads"})
+    ->ArgsProduct({{1}, {8192}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Decode over a paged f16 cache (page 16, shuffled pages), batch 8 rows of mixed lengths around Tkv;
 // args: Tkv, threads.
