@@ -397,14 +397,17 @@ TEST_CASE("gated linear ops: two threads == one thread", "[linear_attention][thr
   gated_data<float> d(s, r);
   outputs<float> one(s.B, s.T, s.H, s.K, s.V, s.B), two(s.B, s.T, s.H, s.K, s.V, s.B);
   const auto in = d.inputs();
-  gla(gla_args<float>{.q = in.q, .k = in.k, .v = in.v, .gk = in.gk, .initial_state = d.h0.cview(), .o = one.o.view(),
-                      .final_state = one.ht.view()},
-      {.mode = linear_mode::chunk, .run = {.executor = seq}});
-  gla(gla_args<float>{.q = in.q, .k = in.k, .v = in.v, .gk = in.gk, .initial_state = d.h0.cview(), .o = two.o.view(),
-                      .final_state = two.ht.view()},
-      {.mode = linear_mode::chunk, .run = {.executor = par_t{2}}});
-  REQUIRE(one.o.storage() == two.o.storage());
-  REQUIRE(one.ht.storage() == two.ht.storage());
+  for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+    INFO(mode_name(m));
+    gla(gla_args<float>{.q = in.q, .k = in.k, .v = in.v, .gk = in.gk, .initial_state = d.h0.cview(),
+                        .o = one.o.view(), .final_state = one.ht.view()},
+        {.mode = m, .run = {.executor = seq}});
+    gla(gla_args<float>{.q = in.q, .k = in.k, .v = in.v, .gk = in.gk, .initial_state = d.h0.cview(),
+                        .o = two.o.view(), .final_state = two.ht.view()},
+        {.mode = m, .run = {.executor = par_t{2}}});
+    REQUIRE(one.o.storage() == two.o.storage());
+    REQUIRE(one.ht.storage() == two.ht.storage());
+  }
 }
 
 TEST_CASE("gated linear ops: NaN in one head stays in that head", "[linear_attention][nan]") {
@@ -416,12 +419,14 @@ TEST_CASE("gated linear ops: NaN in one head stays in that head", "[linear_atten
     d.v.view()(1, 37, 0, 3) = std::nanf("");
     outputs<float> ref(s.B, s.T, s.H, s.K, s.V, s.B), out(s.B, s.T, s.H, s.K, s.V, s.B);
     run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::auto_);
-    run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, linear_mode::chunk);
-    INFO(op_name(op));
-    SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
-    REQUIRE(std::isfinite(out.o.view()(1, 36, 0, 3)));
-    REQUIRE(std::isfinite(out.o.view()(1, 79, 1, 3)));
-    REQUIRE(std::isfinite(out.o.view()(0, 79, 0, 3)));
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+      run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, m);
+      INFO(op_name(op) << " " << mode_name(m));
+      SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
+      REQUIRE(std::isfinite(out.o.view()(1, 36, 0, 3)));
+      REQUIRE(std::isfinite(out.o.view()(1, 79, 1, 3)));
+      REQUIRE(std::isfinite(out.o.view()(0, 79, 0, 3)));
+    }
   }
 }
 
