@@ -105,7 +105,8 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
 
   const std::size_t bytes = arena_bytes<float>(Q * N) + arena_bytes<float>(N * ldb) + 2 * arena_bytes<float>(Q * ldm) +
                             3 * arena_bytes<float>(Q * Pp) + arena_bytes<float>(HB * N * ldS) +
-                            3 * arena_bytes<float>(HB * Qv) + 2 * arena_bytes<float>(Qv) +
+                            3 * arena_bytes<float>(HB * Qv) + 3 * arena_bytes<float>(Qv) +
+                            arena_bytes<float>((Q / W + 1) * Qv) +
                             arena_bytes<float>(HB * Pp) + arena_bytes<float>(Pp) + arena_bytes<unsigned char>(HB);
   workspace& ws = o.run.scratch();
   ws.reserve(workers, bytes);
@@ -135,6 +136,8 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
     float* clo = ar.alloc<float>(HB * Qv);
     float* ec = ar.alloc<float>(Qv);             // [Qv] e^{c_t}
     float* wv = ar.alloc<float>(Qv);             // [Qv] e^{c_last - c_s} dt'_s
+    float* U = ar.alloc<float>(Qv);              // [Qv] e^{c_r - c_s} dt'_s, r the last column of s's group
+    float* E = ar.alloc<float>((Q / W + 1) * Qv);  // [Q/W][Qv] e^{c_t - c_r} of each full column group
     float* Dm = ar.alloc<float>(HB * Pp);        // [HB][Pp] D
     float* zr = ar.alloc<float>(Pp);             // [Pp] one row of z (strided or converted input)
     unsigned char* zero_state = ar.alloc<unsigned char>(HB);  // [HB] state known to be zero
@@ -228,13 +231,27 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
             for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(yr + p) * e).store_aligned(yr + p);
           }
         }
-        // M[t][s] = CB[t][s] e^{c_t - c_s} dt'_s for s <= t, else 0; then Y += M X, 6 rows at a time
+        // M[t][s] = CB[t][s] e^{c_t - c_s} dt'_s for s <= t, else 0; then Y += M X, 6 rows at a time.
+        // Below a group of W columns ending at r (t > r >= s) the decay factors as e^{c_t - c_r} e^{c_r - c_s},
+        // both <= 1 (SPEC's reference point inside the chunk): one exp per row and group instead of W.
+        for (index_t g = 0; g < q / W; ++g) {
+          const index_t s0 = g * W, r = s0 + W - 1;
+          const Bt rh(ch[r]), rl(cl[r]);
+          const Bt du = (rh - Bt::load_aligned(ch + s0)) + (rl - Bt::load_aligned(cl + s0));
+          (vec::exp(du) * Bt::load_aligned(d + s0)).store_aligned(U + s0);
+          for (index_t t0 = (r + 1) / W * W; t0 < q; t0 += W) {
+            const Bt de = (Bt::load_aligned(ch + t0) - rh) + (Bt::load_aligned(cl + t0) - rl);
+            vec::exp(de).store_aligned(E + g * Qv + t0);
+          }
+        }
         for (index_t t = 0; t < q; ++t) {
           prefetch_in(t);
           const Bt th(ch[t]), tl(cl[t]);
           float* mr = M + t * ldm;
           const float* cr = CB + t * ldm;
           index_t s = 0;
+          for (; s + W <= t; s += W)  // whole group below the diagonal
+            (Bt::load_aligned(cr + s) * Bt::load_aligned(U + s) * Bt(E[(s / W) * Qv + t])).store_aligned(mr + s);
           for (; s <= t; s += W) {
             const Bt dd = (th - Bt::load_aligned(ch + s)) + (tl - Bt::load_aligned(cl + s));
             const Bt v = Bt::load_aligned(cr + s) * vec::exp(dd) * Bt::load_aligned(d + s);
