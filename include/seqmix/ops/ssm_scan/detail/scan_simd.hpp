@@ -195,7 +195,7 @@ inline void scan_rows_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT d
                            float* SEQMIX_RESTRICT xs, float* SEQMIX_RESTRICT yb) noexcept {
   using Bt = fbatch<A>;
   constexpr index_t W = static_cast<index_t>(Bt::size);
-  auto ex = [](Bt x) { return Fast ? vexp2_unchecked<A>(x) : vexp2<A>(x); };
+  auto ex = [](Bt dt, Bt a) { return Fast ? vexp2_unchecked<A>(dt, a) : vexp2<A>(dt * a); };
   index_t n = 0;
   for (; n + 2 <= N; n += 2) {
     const Bt a0 = Bt::load_aligned(Av + n * W), a1 = Bt::load_aligned(Av + (n + 1) * W);
@@ -206,8 +206,8 @@ inline void scan_rows_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT d
     const float* c1 = c0 + cns;
     for (index_t t = 0; t < nt; ++t) {
       const Bt dt = Bt::load_aligned(dtb + t * W), du = Bt::load_aligned(dub + t * W);
-      h0 = xsimd::fma(h0, ex(dt * a0), du * Bt(b0[t * bts]));
-      h1 = xsimd::fma(h1, ex(dt * a1), du * Bt(b1[t * bts]));
+      h0 = xsimd::fma(h0, ex(dt, a0), du * Bt(b0[t * bts]));
+      h1 = xsimd::fma(h1, ex(dt, a1), du * Bt(b1[t * bts]));
       Bt y = Bt::load_aligned(yb + t * W);
       y = xsimd::fma(h0, Bt(c0[t * cts]), y);
       y = xsimd::fma(h1, Bt(c1[t * cts]), y);
@@ -223,7 +223,7 @@ inline void scan_rows_loop(index_t nt, index_t N, const float* SEQMIX_RESTRICT d
     const float* c0 = cp + n * cns;
     for (index_t t = 0; t < nt; ++t) {
       const Bt dt = Bt::load_aligned(dtb + t * W), du = Bt::load_aligned(dub + t * W);
-      h0 = xsimd::fma(h0, ex(dt * a0), du * Bt(b0[t * bts]));
+      h0 = xsimd::fma(h0, ex(dt, a0), du * Bt(b0[t * bts]));
       xsimd::fma(h0, Bt(c0[t * cts]), Bt::load_aligned(yb + t * W)).store_aligned(yb + t * W);
     }
     h0.store_aligned(xs + n * W);

@@ -49,17 +49,19 @@ SEQMIX_ALWAYS_INLINE fbatch<A> vexp2(fbatch<A> x) noexcept {
 
 inline constexpr float log2e_f = 1.44269504088896341f;
 
-/// 2^x for finite x in [-125, 125] only (no clamp, no NaN care: callers check the range first). Rounds by
-/// adding 1.5*2^23 (the integer lands in the low mantissa bits, which shifted left by 23 are the exponent
-/// increment), then a degree-6 minimax polynomial on [-1/2, 1/2] with p(0) = 1 (rel. error 2.6e-9 before
-/// rounding). 12 vector ops; see docs/06-ssm-scans.md.
+/// 2^(a b) for a b finite and in [-125, 125] only (no clamp, no NaN care: callers check the range
+/// first). r = a b + 1.5*2^23 (one FMA) puts round(a b) in r's low mantissa bits, which shifted left by 23
+/// are the exponent increment; f = a b - (r - 1.5*2^23) by an FMA, exact product, in [-1/2, 1/2]; 2^f by a
+/// degree-6 minimax polynomial with p(0) = 1 (rel. error 2.6e-9 before rounding). 11 vector ops, written
+/// with explicit FMAs so that every compiler emits the same (g++ would contract a separate a*b; clang
+/// would not). See docs/06-ssm-scans.md.
 template <class A>
-SEQMIX_ALWAYS_INLINE fbatch<A> vexp2_unchecked(fbatch<A> x) noexcept {
+SEQMIX_ALWAYS_INLINE fbatch<A> vexp2_unchecked(fbatch<A> a, fbatch<A> b) noexcept {
   using B = fbatch<A>;
   using I = xsimd::batch<std::int32_t, A>;
   const B magic(12582912.0f);  // 1.5 * 2^23
-  const B r = x + magic;
-  const B f = x - (r - magic);
+  const B r = xsimd::fma(a, b, magic);
+  const B f = xsimd::fms(a, b, r - magic);
   B p = B(1.5594677549532598e-4f);
   p = xsimd::fma(p, f, B(1.3406643905055340e-3f));
   p = xsimd::fma(p, f, B(9.6176929748904970e-3f));
