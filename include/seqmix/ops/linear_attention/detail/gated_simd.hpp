@@ -326,21 +326,24 @@ struct gated_task {
   // ------------------------------------------------------------------ rescaled recurrent form
   // Row a of the state is kept as S~[a] = S[a] / P[a], P the product of the decays since the last fold:
   // a token costs two FMAs per state element (S~ += k~ v^T, o += q~ S~, k~ = k / P, q~ = q P) instead
-  // of three. A token whose P would leave [fold_lo, fold_hi] (strong or zero decays, NaN) runs the plain
-  // step with decay P d instead, which folds P back (P = 1). Two tokens share each pass over the state.
+  // of three. A channel whose P would leave [fold_lo, fold_hi] (strong or zero decays, NaN) folds its row
+  // back (S~ row scaled, P = 1) before the token's pass; an RWKV-6 token whose decay itself is out of range
+  // runs the plain step with decay P d instead. Two tokens share each pass over the state.
   // Derivation and bounds: docs/04-linear-attention.md §5.
   static constexpr float fold_lo = 0x1p-40f, fold_hi = 0x1p40f;
   /// One staged token: q (scaled, in a buffer) and k rows for the normalizer and the folding step, the
   /// rescaled qs and ks, v (the input row itself when contiguous float), decay d, output row.
   struct rs_slot {
-    float *qb, *kb, *qs, *ks, *vb, *d, *o;
+    float *qb, *kb, *qs, *ks, *vb, *d, *o, *rf;
     const float *q, *k, *v;
     float bonus;
   };
+  /// What a staged token needs before its pass: nothing, row folds (rows of S~ scaled by rf), or the plain step.
+  enum class rs_fold_kind { none, rows, full };
   rs_slot rs_slot_at(index_t i) const noexcept {
     const index_t Kp = bf.Kp, Vp = bf.Vp;
-    return {bf.Q + i * Kp, bf.Kr + i * Kp, bf.Qi + i * Kp, bf.Kt + i * Kp, bf.Vb + i * Vp, bf.G + i * Kp,
-            bf.O + i * Vp, nullptr, nullptr, nullptr, 0.0f};
+    return {bf.Q + i * Kp,        bf.Kr + i * Kp, bf.Qi + i * Kp, bf.Kt + i * Kp, bf.Vb + i * Vp, bf.G + i * Kp,
+            bf.O + i * Vp,        bf.Kt + (2 + i) * Kp, nullptr, nullptr, nullptr, 0.0f};
   }
   /// Row n of view at token t as contiguous floats: the input itself when it is, else a copy in buf.
   template <class View>
@@ -354,8 +357,10 @@ struct gated_task {
     return buf;
   }
   /// Stages token t in slot s in one pass over the key channels (q, k, gates read once) and advances P
-  /// (Pn: scratch of K floats, swapped with P). True when the token must run the folding step instead.
-  bool rs_stage(index_t t, rs_slot& s, float*& P, float*& Pn, const float* u) const noexcept {
+  /// (Pn: scratch of K floats, swapped with P). Channels whose P would leave [fold_lo, fold_hi] fold their
+  /// row (rs_fold_kind::rows: S~ row a scaled by rf[a] before the token's pass); RWKV-6 channels whose decay
+  /// itself is out of range (or NaN) make the token run the plain step (rs_fold_kind::full).
+  rs_fold_kind rs_stage(index_t t, rs_slot& s, float*& P, float*& Pn, const float* u) const noexcept {
     const bool bon = p.bonus(), none = p.kind == gate_kind::none;
     const float* q = rs_row(p.q, t, K, s.qb);
     const float* k = rs_row(p.k, t, K, s.kb);
@@ -423,17 +428,56 @@ struct gated_task {
       for (a = 0; a < K; ++a) s.qb[a] = q[a] * scale;
       s.q = s.qb;
     }
-    if (none) return false;
-    if (!xsimd::all(ok) || bad_tail) {  // plain step from S_{t-1} = P S~: decay P d, output weights q or q P
+    if (none) return rs_fold_kind::none;
+    if (xsimd::all(ok) && !bad_tail) {
+      std::swap(P, Pn);
+      return rs_fold_kind::none;
+    }
+    // Row folds. gla: S~[a] *= P_{t-1} d_t (= d_t S_{t-1}[a]) and P_t[a] = 1, so the token's update and
+    // output are the plain step's (exact for d = 0, inf, NaN). rwkv6 reads S_{t-1}: S~[a] *= P_{t-1},
+    // P_{t-1}[a] = 1, P_t[a] = d_t, which needs d_t itself in range; otherwise the plain step.
+    bool full = false;
+    for (a = 0; a < K; ++a) {
+      const float pn = Pn[a];
+      if (pn >= fold_lo && pn <= fold_hi) {
+        s.rf[a] = 1.0f;
+        continue;
+      }
+      const float qv = q[a] * scale;
+      if (!bon) {
+        s.rf[a] = pn;
+        Pn[a] = 1.0f;
+        s.qs[a] = qv;
+        s.ks[a] = k[a];
+      } else if (s.d[a] >= fold_lo && s.d[a] <= fold_hi) {
+        s.rf[a] = P[a];
+        Pn[a] = s.d[a];
+        s.qs[a] = qv;
+        s.ks[a] = k[a] / s.d[a];
+      } else {
+        full = true;
+      }
+    }
+    if (full) {  // plain step from S_{t-1} = P S~: decay P d, output weights q P
       for (a = 0; a < K; ++a) {
-        s.qs[a] = q[a] * scale * (bon ? P[a] : 1.0f);
+        s.qs[a] = q[a] * scale * P[a];
         s.d[a] *= P[a];
         P[a] = 1.0f;
       }
-      return true;
+      return rs_fold_kind::full;
     }
     std::swap(P, Pn);
-    return false;
+    return rs_fold_kind::rows;
+  }
+  /// Applies a staged token's row folds: S~[a] *= rf[a] where rf[a] != 1.
+  void rs_fold_rows(const rs_slot& s) const noexcept {
+    for (index_t a = 0; a < K; ++a) {
+      const float f = s.rf[a];
+      if (f == 1.0f) continue;
+      const F fv(f);
+      float* srow = S + a * ldS;
+      for (index_t j = 0; j < bf.Vp; j += W) (F::load_unaligned(srow + j) * fv).store_unaligned(srow + j);
+    }
   }
   /// NT consecutive rescaled tokens on NB column vectors [j, j + NB W): one load and one store of each
   /// state vector per NT tokens, two FMAs per token.
@@ -523,23 +567,30 @@ struct gated_task {
         if (next && n0 + (t - t0) + i < n1) pf_next(n0 + (t - t0) + i);
         if (t + rescaled_ahead + i < t1) pf_own(t + rescaled_ahead + i);
       }
+      using fk = rs_fold_kind;
       sl[0] = rs_slot_at(0);
-      if (rs_stage(t, sl[0], P, Pn, u)) {
+      const fk f0 = rs_stage(t, sl[0], P, Pn, u);
+      if (f0 == fk::full) {
         rs_fold(sl[0]);
         write_o(t, sl[0].o, sl[0].q, sl[0].k);
         t += 1;
         continue;
       }
+      if (f0 == fk::rows) rs_fold_rows(sl[0]);
       sl[1] = rs_slot_at(1);
       const bool pair = t + 1 < t1;
-      const bool fold1 = pair && rs_stage(t + 1, sl[1], P, Pn, u);
-      if (pair && !fold1) {
+      const fk f1 = pair ? rs_stage(t + 1, sl[1], P, Pn, u) : fk::none;
+      if (pair && f1 == fk::none) {
         rs_run<2>(sl);
       } else {
         rs_run<1>(sl);
       }
       write_o(t, sl[0].o, sl[0].q, sl[0].k);
-      if (fold1) rs_fold(sl[1]);
+      if (f1 == fk::full) rs_fold(sl[1]);
+      if (f1 == fk::rows) {  // the second token's row folds come after the first token's pass
+        rs_fold_rows(sl[1]);
+        rs_run<1>(sl + 1);
+      }
       if (pair) write_o(t + 1, sl[1].o, sl[1].q, sl[1].k);
       t += pair ? 2 : 1;
     }
