@@ -25,6 +25,33 @@ inline any_executor pick_executor(const run_context& run, double work) noexcept 
   return work < parallel_min_work ? any_executor(seq) : run.executor;
 }
 
+/// Whether a sequence of length len runs the chunk form: mode chunk, or auto_ with len >= min_len and a
+/// state above auto_chunk_min_state elements.
+inline bool use_chunk(linear_mode mode, index_t len, index_t min_len, index_t K, index_t V) noexcept {
+  return mode == linear_mode::chunk ||
+         (mode == linear_mode::auto_ && len >= min_len && K * V > auto_chunk_min_state);
+}
+
+/// The fast path's task grid (docs/04b-delta-rules.md §6): the heads of each sequence split into as few groups
+/// as keep every worker busy; fn(s, j0, j1, scratch) runs heads [j0, j1) of sequence s. group_bytes(G) sizes
+/// one worker's scratch for groups of G heads. Small calls run on the calling thread.
+template <class GroupBytes, class Fn>
+void for_each_head_group(const run_context& run, const linear_detail::seq_plan& plan, index_t heads, index_t K,
+                         index_t V, GroupBytes&& group_bytes, Fn&& fn) {
+  workspace& ws = run.scratch();
+  const index_t N = plan.count();
+  const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
+                      static_cast<double>(heads * K * V);
+  const index_t ng = head_groups(N, heads, work < parallel_min_work ? 1 : run.workers());
+  const index_t G = (heads + ng - 1) / ng;
+  ws.reserve(run.workers(), group_bytes(G));
+  parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
+    const auto s = plan[n];
+    const index_t j0 = gi * G, j1 = std::min(heads, j0 + G);
+    if (j0 < j1) fn(s, j0, j1, ws.get(worker));
+  });
+}
+
 template <class Backend, class T>
 void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const_state_view h0, state_view ht,
              linear_mode mode, index_t C, const run_context& run) {
@@ -35,23 +62,12 @@ void gdr_run(const gdr_problem<T>& p, const linear_detail::seq_plan& plan, const
       gdr_reference_job(p, s, j, h0, s.n, ht, s.n);
     });
   } else {
-    using Arch = typename Backend::arch;
-    workspace& ws = run.scratch();
-    const index_t N = plan.count();
-    const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
-                        static_cast<double>(p.HV * p.K * p.V);
-    const index_t ng = head_groups(N, p.HV, work < parallel_min_work ? 1 : run.workers());
-    const index_t G = (p.HV + ng - 1) / ng;
-    ws.reserve(run.workers(), gdr_group_bytes(C, p.K, p.V, G));
-    parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
-      const auto s = plan[n];
-      const index_t j0 = gi * G, j1 = std::min(p.HV, j0 + G);
-      if (j0 >= j1) return;
-      const bool chunked = p.beta && (mode == linear_mode::chunk ||
-                                      (mode == linear_mode::auto_ && s.length() >= gdr_auto_chunk_min &&
-                                                                  p.K * p.V > auto_chunk_min_state));
-      gdr_fast_group<Arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
-    });
+    for_each_head_group(
+        run, plan, p.HV, p.K, p.V, [&](index_t G) { return gdr_group_bytes(C, p.K, p.V, G); },
+        [&](const linear_detail::seq_desc& s, index_t j0, index_t j1, std::byte* mem) {
+          const bool chunked = p.beta && use_chunk(mode, s.length(), gdr_auto_chunk_min, p.K, p.V);
+          gdr_fast_group<typename Backend::arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, mem);
+        });
   }
 }
 

@@ -102,22 +102,12 @@ void rwkv7_run(const rwkv7_problem<T>& p, const linear_detail::seq_plan& plan, c
       rwkv7_reference_job(p, s, h, h0, s.n, ht, s.n);
     });
   } else {
-    workspace& ws = run.scratch();
-    const index_t N = plan.count();
-    const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
-                        static_cast<double>(p.H * p.K * p.V);
-    const index_t ng = head_groups(N, p.H, work < parallel_min_work ? 1 : run.workers());
-    const index_t G = (p.H + ng - 1) / ng;
-    ws.reserve(run.workers(), rwkv7_group_bytes(C, p.K, p.V, G));
-    parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
-      const auto s = plan[n];
-      const index_t j0 = gi * G, j1 = std::min(p.H, j0 + G);
-      if (j0 >= j1) return;
-      const bool chunked =
-          mode == linear_mode::chunk || (mode == linear_mode::auto_ && s.length() >= rwkv7_auto_chunk_min &&
-                                         p.K * p.V > auto_chunk_min_state);
-      rwkv7_fast_group<typename Backend::arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, ws.get(worker));
-    });
+    for_each_head_group(
+        run, plan, p.H, p.K, p.V, [&](index_t G) { return rwkv7_group_bytes(C, p.K, p.V, G); },
+        [&](const linear_detail::seq_desc& s, index_t j0, index_t j1, std::byte* mem) {
+          const bool chunked = use_chunk(mode, s.length(), rwkv7_auto_chunk_min, p.K, p.V);
+          rwkv7_fast_group<typename Backend::arch>(p, s, j0, j1, h0, s.n, ht, s.n, chunked, C, mem);
+        });
   }
 }
 
