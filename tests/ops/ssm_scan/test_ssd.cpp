@@ -108,6 +108,13 @@ TEST_CASE("ssd: chunked head blocks, P = 64, odd P and N, block edges, 1 and 3 w
   }
 }
 
+TEST_CASE("ssd: auto mode (recurrent below 8 tokens per segment, chunked from 8) matches the reference", "[ssm][ssd]") {
+  for (index_t L : {7, 8, 30}) {
+    ssd_problem<float> pr(2, L, 4, 8, 2, 16, {}, 60 + static_cast<std::uint64_t>(L));
+    ssd_both(pr, ssd_mode::auto_select, 256, tolerance<float>(L));
+  }
+}
+
 TEST_CASE("ssd: dt_min / dt_max clamp after softplus; underflowing decays stay exact", "[ssm][ssd]") {
   ssd_flags f;
   f.dt_min = 0.05;

@@ -406,7 +406,7 @@ void ssd_impl(const ssd_args<T>& a, const ssd_options& o, simd<Arch>) {
   if (m == ssd_mode::auto_select) {
     index_t longest = 0;
     for (const auto& s : segs) longest = std::max(longest, s.t1 - s.t0);
-    m = longest >= 16 ? ssd_mode::chunk : ssd_mode::recurrent;
+    m = longest >= 8 ? ssd_mode::chunk : ssd_mode::recurrent;  // crossover measured at 8 tokens (docs/06 §6)
   }
   if (m == ssd_mode::chunk) ssd_chunked<Arch>(a, o, segs);
   else ssd_recurrent<Arch>(a, o, segs);
