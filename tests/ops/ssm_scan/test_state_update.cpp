@@ -102,42 +102,47 @@ TEST_CASE("ssd prefill then selective_state_update decode steps == one longer pr
 
 TEST_CASE("Mamba-1: selective_scan prefill then selective_state_update (H = 1, P = D) == longer scan",
           "[ssm][state_update][state]") {
-  const index_t L = 40, steps = 3, D = 20, N = 16;
-  scan_problem<float> pr(1, D, L, N, 1, {}, 47);
-  tensor<float, bdl> whole({1, D, L}), part({1, D, L});
-  tensor<float, bdn> lw({1, D, N}), st({1, D, N});
-  selective_scan(pr.args(whole.view(), lw.view()), pr.opts(), reference{});
-  auto a = pr.args(part.view().slice<axis::L>(0, L - steps), st.view());
-  a.u = a.u.slice<axis::L>(0, L - steps);
-  a.delta = a.delta.slice<axis::L>(0, L - steps);
-  a.z = a.z.slice<axis::L>(0, L - steps);
-  a.B = a.B.slice<axis::L>(0, L - steps);
-  a.C = a.C.slice<axis::L>(0, L - steps);
-  selective_scan(a, pr.opts());
-  for (index_t t = L - steps; t < L; ++t) {
-    // state [B,D,N] seen as [B,1,D,N]; x, dt, z [B,D,L] at t as [B,1,D]; A [D,N] as [1,D,N]; B, C [B,1,N]
-    auto sv = st.view();
-    selective_state_update_args<float> u;
-    u.state = tensor_view<float, bhpn>(sv.data(), {1, 1, D, N}, {D * N, D * N, N, 1});
-    auto col = [&](const tensor<float, bdl>& v) {
-      auto c = v.cview();
-      return const_view<float, bhp>(c.ptr(0, 0, t), {1, 1, D}, {c.stride<axis::B>(), 0, c.stride<axis::D>()});
-    };
-    u.x = col(pr.u);
-    u.dt = col(pr.delta);
-    u.z = col(pr.z);
-    u.A = const_view<float, hpn>(pr.A.cview().data(), {1, D, N}, {0, N, 1});
-    auto bm = pr.Bm.cview(), cm = pr.Cm.cview();
-    u.B = const_view<float, bgn>(bm.ptr(0, 0, 0, t), {1, 1, N}, {bm.stride<axis::B>(), bm.stride<axis::G>(), bm.stride<axis::N>()});
-    u.C = const_view<float, bgn>(cm.ptr(0, 0, 0, t), {1, 1, N}, {cm.stride<axis::B>(), cm.stride<axis::G>(), cm.stride<axis::N>()});
-    u.D = const_view<float, hp>(pr.Dv.cview().data(), {1, D}, {0, 1});
-    u.dt_bias = const_view<float, hp>(pr.bias.cview().data(), {1, D}, {0, 1});
-    auto pv = part.view();
-    u.out = tensor_view<float, bhp>(pv.ptr(0, 0, t), {1, 1, D}, {pv.stride<axis::B>(), 0, pv.stride<axis::D>()});
-    selective_state_update(u, {.dt_softplus = true, .run = {}});
+  const index_t L = 40, steps = 3, N = 16;
+  for (index_t D : {20, 1100}) {  // 1100: the decode splits P into blocks of 512, 512 and 76
+    INFO("D " << D);
+    scan_problem<float> pr(1, D, L, N, 1, {}, 47);
+    tensor<float, bdl> whole({1, D, L}), part({1, D, L});
+    tensor<float, bdn> lw({1, D, N}), st({1, D, N});
+    selective_scan(pr.args(whole.view(), lw.view()), pr.opts(), reference{});
+    auto a = pr.args(part.view().slice<axis::L>(0, L - steps), st.view());
+    a.u = a.u.slice<axis::L>(0, L - steps);
+    a.delta = a.delta.slice<axis::L>(0, L - steps);
+    a.z = a.z.slice<axis::L>(0, L - steps);
+    a.B = a.B.slice<axis::L>(0, L - steps);
+    a.C = a.C.slice<axis::L>(0, L - steps);
+    selective_scan(a, pr.opts());
+    for (index_t t = L - steps; t < L; ++t) {
+      // state [B,D,N] seen as [B,1,D,N]; x, dt, z [B,D,L] at t as [B,1,D]; A [D,N] as [1,D,N]; B, C [B,1,N]
+      auto sv = st.view();
+      selective_state_update_args<float> u;
+      u.state = tensor_view<float, bhpn>(sv.data(), {1, 1, D, N}, {D * N, D * N, N, 1});
+      auto col = [&](const tensor<float, bdl>& v) {
+        auto c = v.cview();
+        return const_view<float, bhp>(c.ptr(0, 0, t), {1, 1, D}, {c.stride<axis::B>(), 0, c.stride<axis::D>()});
+      };
+      u.x = col(pr.u);
+      u.dt = col(pr.delta);
+      u.z = col(pr.z);
+      u.A = const_view<float, hpn>(pr.A.cview().data(), {1, D, N}, {0, N, 1});
+      auto bm = pr.Bm.cview(), cm = pr.Cm.cview();
+      u.B = const_view<float, bgn>(bm.ptr(0, 0, 0, t), {1, 1, N}, {bm.stride<axis::B>(), bm.stride<axis::G>(), bm.stride<axis::N>()});
+      u.C = const_view<float, bgn>(cm.ptr(0, 0, 0, t), {1, 1, N}, {cm.stride<axis::B>(), cm.stride<axis::G>(), cm.stride<axis::N>()});
+      u.D = const_view<float, hp>(pr.Dv.cview().data(), {1, D}, {0, 1});
+      u.dt_bias = const_view<float, hp>(pr.bias.cview().data(), {1, D}, {0, 1});
+      auto pv = part.view();
+      u.out = tensor_view<float, bhp>(pv.ptr(0, 0, t), {1, 1, D}, {pv.stride<axis::B>(), 0, pv.stride<axis::D>()});
+      run_context rc;
+      if (D > 1024) rc.executor = par_t{2};
+      selective_state_update(u, {.dt_softplus = true, .run = rc});
+    }
+    SEQMIX_REQUIRE_CLOSE(part.cview(), whole.cview(), tolerance<float>(L));
+    SEQMIX_REQUIRE_CLOSE(st.cview(), lw.cview(), tolerance<float>(L));
   }
-  SEQMIX_REQUIRE_CLOSE(part.cview(), whole.cview(), tolerance<float>(L));
-  SEQMIX_REQUIRE_CLOSE(st.cview(), lw.cview(), tolerance<float>(L));
 }
 
 TEST_CASE("selective_state_update: bf16 inputs and shape errors", "[ssm][state_update][errors]") {

@@ -37,10 +37,14 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
   const bool dt_flat = a.dt.template stride<axis::P>() == 0 && (!a.dt_bias || a.dt_bias.template stride<axis::P>() == 0);
   const bool da_flat = dt_flat && shared_a && a.A.template stride<axis::P>() == 0;
   const any_executor ex = pick_executor(o.run, static_cast<double>(Bn) * H * P * N);
-  parallel_for(ex, grid{Bn, H}, [&](index_t b, index_t h, int worker) {
+  // Mamba-1 shapes (H = 1, P = D in the thousands) would be one task when the work is large enough to run in
+  // parallel: split P into blocks of 512
+  const index_t PB = P > 1024 ? 512 : P, npb = (P + PB - 1) / PB;
+  parallel_for(ex, grid{Bn, H, npb}, [&](index_t b, index_t h, index_t pb, int worker) {
+    const index_t p0 = pb * PB, p1 = std::min(P, p0 + PB);  // p0 % W == 0
     const index_t slot = a.state_batch_indices ? a.state_batch_indices(b) : b;
     if (slot < 0) {
-      for (index_t p = 0; p < P; ++p) a.out(b, h, p) = from_float<T>(0.0f);
+      for (index_t p = p0; p < p1; ++p) a.out(b, h, p) = from_float<T>(0.0f);
       return;
     }
     const index_t g = h / HG;
@@ -59,18 +63,18 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
     read_row(a.B.ptr(b, g, 0), a.B.template stride<axis::N>(), N, Bf);
     read_row(a.C.ptr(b, g, 0), a.C.template stride<axis::N>(), N, Cf);
     // dt' = clamp(softplus?(dt + bias)) for every p, vectorised (or once when it does not vary over P)
-    const index_t np = dt_flat ? 1 : P;
-    for (index_t p = 0; p < np; ++p)
+    const index_t np = dt_flat ? 1 : p1 - p0;
+    for (index_t p = p0; p < p0 + np; ++p)
       dtp[p] = to_float(a.dt(b, h, p)) + (a.dt_bias ? to_float(a.dt_bias(h, p)) : 0.0f);
-    dt_transform<A>(dtp, np, 0.0f, o.dt_softplus, lo, hi);
-    if (dt_flat) std::fill(dtp + 1, dtp + Pw, dtp[0]);
+    dt_transform<A>(dtp + p0, np, 0.0f, o.dt_softplus, lo, hi);
+    if (dt_flat) std::fill(dtp + p0 + 1, dtp + Pw, dtp[p0]);
     if (shared_a) {
-      const index_t na = da_flat ? 1 : P;
-      for (index_t p = 0; p < na; ++p) dap[p] = dtp[p] * to_float(a.A(h, p, 0));
-      for (index_t p = 0; p < na; p += W) vexp<A>(Bt::load_aligned(dap + p)).store_aligned(dap + p);
-      if (da_flat) std::fill(dap + 1, dap + Pw, dap[0]);
+      const index_t na = da_flat ? 1 : p1 - p0;
+      for (index_t p = p0; p < p0 + na; ++p) dap[p] = dtp[p] * to_float(a.A(h, p, 0));
+      for (index_t p = p0; p < p0 + na; p += W) vexp<A>(Bt::load_aligned(dap + p)).store_aligned(dap + p);
+      if (da_flat) std::fill(dap + p0 + 1, dap + Pw, dap[p0]);
     }
-    for (index_t p = 0; p < P; ++p) {
+    for (index_t p = p0; p < p1; ++p) {
       const float dt = dtp[p];
       const float xf = to_float(a.x(b, h, p));
       const Bt xv(dt * xf), dtv(dt);
@@ -103,8 +107,8 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
     }
     // y + D x, gate, store: vectorised over P
     alignas(64) float xb[W], zb[W], db[W];
-    for (index_t p = 0; p < P; p += W) {
-      const index_t m = std::min(W, P - p);
+    for (index_t p = p0; p < p1; p += W) {
+      const index_t m = std::min(W, p1 - p);
       Bt y = load_n<A>(yp + p, m);
       if (a.D) {
         for (index_t i = 0; i < W; ++i) {
