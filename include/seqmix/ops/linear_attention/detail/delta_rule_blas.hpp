@@ -133,16 +133,6 @@ SEQMIX_ALWAYS_INLINE float lane_min(const xsimd::batch<float, Arch>& x) noexcept
   return m;
 }
 
-/// Lane-wise min(1, x[0 .. n)) (n a multiple of the width).
-template <class Arch>
-SEQMIX_ALWAYS_INLINE xsimd::batch<float, Arch> vmin(index_t n, const float* x) noexcept {
-  using bt = xsimd::batch<float, Arch>;
-  constexpr index_t W = static_cast<index_t>(bt::size);
-  bt m(1.0f);
-  for (index_t i = 0; i < n; i += W) m = xsimd::min(m, bt::load_unaligned(x + i));
-  return m;
-}
-
 /// x[i] = exp(x[i]) for i < n.
 template <class Arch>
 SEQMIX_ALWAYS_INLINE void exp_inplace(float* x, index_t n) noexcept {
