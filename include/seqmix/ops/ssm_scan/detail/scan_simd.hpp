@@ -297,33 +297,40 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
       prefetch_rows<T>(a.out, b, d0, nc, t0 + nt, nt_next, true);
       gather_rows<A>(a.u, b, d0, nc, t0, nt, ub, 0.0f);
       gather_rows<A>(a.delta, b, d0, nc, t0, nt, dtb, 0.0f);
-      const Bt lim(125.0f);
-      auto in_range = Bt(0.0f) == Bt(0.0f);
-      {
-        index_t t = 0;
-        if (o.delta_softplus)  // four tokens in lockstep (latency-bound one at a time)
-          for (; t + 4 <= nt; t += 4) {
-            Bt v[4];
-            for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(dtb + (t + k) * W) + bias;
-            lockstep::softplus<A, 4>(v);
-            for (int k = 0; k < 4; ++k) v[k].store_aligned(dtb + (t + k) * W);
-          }
-        for (; t < nt; ++t) {
-          Bt v[1] = {Bt::load_aligned(dtb + t * W) + bias};
-          if (o.delta_softplus) lockstep::softplus<A, 1>(v);
-          v[0].store_aligned(dtb + t * W);
-        }
-      }
-      for (index_t t = 0; t < nt; ++t) {
-        const Bt dt = Bt::load_aligned(dtb + t * W);
+      // dt = softplus?(delta + bias), four tokens in lockstep (latency-bound one at a time); row path: dt*u
+      // into ub, y starts at D*u, and dt's range per lane for the exp2 check
+      Bt dt_lo(0.0f), dt_hi(0.0f);
+      auto nan_seen = Bt(0.0f) != Bt(0.0f);
+      auto finish = [&](index_t t, Bt dt) {
+        dt.store_aligned(dtb + t * W);
         if (rows) {
           const Bt u = Bt::load_aligned(ub + t * W);
           (dt * u).store_aligned(ub + t * W);
           (a.D ? Dvec * u : Bt(0.0f)).store_aligned(yb + t * W);
-          // dt*A lies between dt*amin and dt*amax (rounding is monotonic); NaN fails the test
-          in_range = in_range & (xsimd::abs(dt * amin) <= lim) & (xsimd::abs(dt * amax) <= lim);
+          dt_lo = xsimd::min(dt_lo, dt);
+          dt_hi = xsimd::max(dt_hi, dt);
+          nan_seen = nan_seen | (dt != dt);
+        }
+      };
+      {
+        index_t t = 0;
+        for (; t + 4 <= nt; t += 4) {
+          Bt v[4];
+          for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(dtb + (t + k) * W) + bias;
+          if (o.delta_softplus) lockstep::softplus<A, 4>(v);
+          for (int k = 0; k < 4; ++k) finish(t + k, v[k]);
+        }
+        for (; t < nt; ++t) {
+          Bt v[1] = {Bt::load_aligned(dtb + t * W) + bias};
+          if (o.delta_softplus) lockstep::softplus<A, 1>(v);
+          finish(t, v[0]);
         }
       }
+      // every dt*A of the tile lies between the products of {dt_lo, dt_hi} and {amin, amax} (rounding is
+      // monotonic; the products of 0 are 0); a NaN dt fails the check
+      const Bt lim(125.0f);
+      const auto in_range = (!nan_seen) & (xsimd::abs(dt_lo * amin) <= lim) & (xsimd::abs(dt_lo * amax) <= lim) &
+                            (xsimd::abs(dt_hi * amin) <= lim) & (xsimd::abs(dt_hi * amax) <= lim);
       // B and C: read in place (float, one group), else converted into [nt][N] or [nt][N][W] tiles
       struct src {
         const float* p;
