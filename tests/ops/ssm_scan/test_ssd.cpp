@@ -2,6 +2,7 @@
 // tests/ops/ssm_scan/test_ssd.cpp: Mamba-2 SSD, chunked and recurrent simd forms vs the float64 reference;
 // chunk == recurrent, state carry, seq_idx and cu_seqlens == separate calls, dt clamps, errors.
 #include <cmath>
+#include <limits>
 
 #include "ssm_problem.hpp"
 
@@ -288,4 +289,38 @@ TEST_CASE("ssd: shape and option errors", "[ssm][ssd][errors]") {
   bad = a;
   bad.final_states = fin.view().slice<axis::P>(0, 7);
   REQUIRE_THROWS_MATCHES(ssd(bad), shape_error, message_contains("final_states.extent(P) = 7, expected 8"));
+}
+
+TEST_CASE("ssd: NaN in x stays in its head and its own and later tokens", "[ssm][ssd][nan]") {
+  // One NaN in x at token t0, head h0, channel p0 of row 0: out[0, t, h0, p0] is NaN exactly for t >= t0
+  // (x_t0 enters y_t0 through the in-block term, later tokens through the state row p0); everything else is
+  // finite, and row 1 and the earlier tokens match the float64 reference.
+  const index_t L = 100, t0 = 37, h0 = 1, p0 = 3;
+  ssd_problem<float> pr(2, L, 4, 8, 2, 16, {}, 73);
+  pr.x.view()(0, t0, h0, p0) = std::numeric_limits<float>::quiet_NaN();
+  for (ssd_mode m : {ssd_mode::chunk, ssd_mode::recurrent}) {
+    for (index_t chunk : {16, 256}) {
+      INFO((m == ssd_mode::chunk ? "chunk " : "recurrent ") << chunk);
+      tensor<float, bthp> out({2, L, 4, 8}), ref({2, L, 4, 8});
+      tensor<float, bhpn> fin({2, 4, 8, 16}), fref({2, 4, 8, 16});
+      ssd(pr.args(out.view(), fin.view()), pr.opts(m, chunk));
+      ssd(pr.args(ref.view(), fref.view()), pr.opts(ssd_mode::recurrent), reference{});
+      for (index_t b = 0; b < 2; ++b)
+        for (index_t t = 0; t < L; ++t)
+          for (index_t h = 0; h < 4; ++h) {
+            for (index_t p = 0; p < 8; ++p) {
+              const float y = out.view()(b, t, h, p);
+              if (b == 0 && h == h0 && p == p0 && t >= t0) {
+                REQUIRE(std::isnan(y));
+              } else {
+                INFO("b " << b << " t " << t << " h " << h << " p " << p);
+                REQUIRE(std::isfinite(y));
+              }
+            }
+          }
+      SEQMIX_REQUIRE_CLOSE(out.cview().slice<axis::B>(1, 2), ref.cview().slice<axis::B>(1, 2), tolerance<float>(L));
+      SEQMIX_REQUIRE_CLOSE(out.cview().slice<axis::B>(0, 1).slice<axis::T>(0, t0),
+                           ref.cview().slice<axis::B>(0, 1).slice<axis::T>(0, t0), tolerance<float>(L));
+    }
+  }
 }

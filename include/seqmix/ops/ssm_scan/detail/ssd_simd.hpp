@@ -262,7 +262,24 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         for (index_t t = q; t < qn; ++t) prefetch_in(t);
         for (index_t i0 = 0; i0 < q; i0 += 6) {
           const index_t mr = std::min<index_t>(6, q - i0);
-          vec::gemm<A>(mr, Pp, i0 + mr, 1.0f, {M + i0 * ldm, ldm, 1}, {X, Pp, 1}, 1.0f, {Y + i0 * Pp, Pp, 1});
+          if (i0 > 0) vec::gemm<A>(mr, Pp, i0, 1.0f, {M + i0 * ldm, ldm, 1}, {X, Pp, 1}, 1.0f, {Y + i0 * Pp, Pp, 1});
+          // The strip's own triangle row by row: row t never reads X[s > t] (0 * NaN would leak a NaN of x
+          // into earlier rows).
+          for (index_t t = i0; t < i0 + mr; ++t) {
+            float* yr = Y + t * Pp;
+            const float* mrow = M + t * ldm;
+            for (index_t p0 = 0; p0 < Pp; p0 += 4 * W) {
+              const index_t nb = std::min<index_t>(4, (Pp - p0) / W);
+              Bt acc[4]{};
+              for (index_t u = 0; u < nb; ++u) acc[u] = Bt::load_aligned(yr + p0 + u * W);
+              for (index_t s = i0; s <= t; ++s) {
+                const Bt m(mrow[s]);
+                const float* xr = X + s * Pp + p0;
+                for (index_t u = 0; u < nb; ++u) acc[u] = xsimd::fma(m, Bt::load_aligned(xr + u * W), acc[u]);
+              }
+              for (index_t u = 0; u < nb; ++u) acc[u].store_aligned(yr + p0 + u * W);
+            }
+          }
         }
         // state passing: S = e^{c_last} S + B^T (w o X), w_s = e^{c_last - c_s} dt'_s
         const Bt lh(ch[q - 1]), ll(cl[q - 1]);
