@@ -51,8 +51,15 @@ inline void read_row(const T* src, index_t s, index_t n, float* dst) noexcept {
 /// Prefetches n rows of `bytes` bytes each, `stride` elements apart (rows that a later step reads or
 /// writes with a large stride, which the hardware prefetchers do not follow).
 template <class T>
-inline void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, bool write) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
+SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, bool write) noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  // asm volatile: g++ 12 deletes loops whose only statements are __builtin_prefetch calls.
+  (void)write;
+  for (index_t r = 0; r < n; ++r) {
+    const char* row = reinterpret_cast<const char*>(p + r * stride);
+    for (index_t o = 0; o < bytes; o += 64) asm volatile("prefetcht0 %0" : : "m"(row[o]));
+  }
+#elif defined(__GNUC__) || defined(__clang__)
   for (index_t r = 0; r < n; ++r) {
     const char* row = reinterpret_cast<const char*>(p + r * stride);
     for (index_t o = 0; o < bytes; o += 64) {
