@@ -293,6 +293,32 @@ TEST_CASE("gated linear ops: strong decay (g down to -30 per step) and zero gate
   }
 }
 
+TEST_CASE("gated linear ops: isolated huge decays (g = -1e4, -inf) in the chunk form", "[linear_attention][stability]") {
+  // One token's own gate beyond any factorisation range (e^{g} = 0): the chunk form runs that token as a
+  // plain step instead of forming e^{+-g/2} (inf * 0 = NaN).
+  rng r(27);
+  for (gated_op op : {gated_op::simple_gla, gated_op::gla, gated_op::rwkv6}) {
+    const gated_shape s{1, 150, 2, 12, 10};
+    gated_data<float> d(s, r);
+    d.for_op(op, r);
+    for (index_t t : {0, 5, 63, 64, 100, 149})
+      for (index_t h = 0; h < s.H; ++h) {
+        const float g = t == 100 ? -std::numeric_limits<float>::infinity() : -1e4f;
+        d.g.view()(0, t, h) = g;
+        for (index_t k = 0; k < s.K; ++k) d.gk.view()(0, t, h, k) = (k + t) % 3 ? -0.05f : g;
+      }
+    outputs<float> ref(s.B, s.T, s.H, s.K, s.V, s.B);
+    run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::recurrent);
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+      INFO(op_name(op) << " " << mode_name(m));
+      outputs<float> out(s.B, s.T, s.H, s.K, s.V, s.B);
+      run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, m);
+      SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
+      SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
+    }
+  }
+}
+
 // The rescaled recurrence keeps S~ = S / P per key row and folds P back (the plain step with decay P d) when
 // P would leave [2^-40, 2^40]: folds on either token of a pair, on the last token, runs of folds (g = -30,
 // zeros), P drifting to the bound over many tokens, exact zero gates, decay factors of exactly 0 (g = -inf),

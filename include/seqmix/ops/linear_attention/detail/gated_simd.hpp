@@ -616,6 +616,22 @@ struct gated_task {
     if (p.kind == gate_kind::constant) {
       for (index_t i = 0; i < L; ++i) G[i] = static_cast<float>(static_cast<double>(i + 1) * p.gamma[h]);
     }
+    if (gated) {  // e^{G_i - G_j} loses precision (or is inf - inf) past the factorisation range: split
+      float lo = 0.0f, hi = 0.0f;
+      for (index_t i = 0; i < L; ++i) {
+        lo = std::min(lo, G[i]);
+        hi = std::max(hi, G[i]);
+      }
+      if (!(hi - lo <= factor_range_limit)) {
+        if (L == 1) {
+          recurrent(c0, c0 + 1);
+        } else {
+          chunk_scalar(c0, L / 2);
+          chunk_scalar(c0 + L / 2, L - L / 2);
+        }
+        return;
+      }
+    }
     // inter: O = diag(e^G) Q~ S0
     gemm<Arch, false>(L, Vp, K, bf.Q, Kp, S, Vp, bf.O, Vp);
     float* eg = bf.e;
@@ -682,6 +698,10 @@ struct gated_task {
       const index_t half = L / 2;
       chunk_key(c0, half);
       chunk_key(c0 + half, L - half);
+      return;
+    }
+    if (!fits) {  // one token whose own gate is out of range (e^{g} = 0, -inf, NaN): the plain step
+      recurrent(c0, c0 + 1);
       return;
     }
     float* R = lo;  // reference point per channel; hi becomes Γ_L
