@@ -226,6 +226,20 @@ TEST_CASE("gated_delta_rule: strong decay and zero gates stay finite and exact",
     gdn_check_fast(in, ref, linear_mode::chunk, 32);
     gdn_check_fast(in, ref, linear_mode::recurrent, 0);
   }
+  // gates beyond the factorisation range (-1e4, -inf): those chunks run the recurrence instead
+  for (gate gt : {gate::scalar, gate::key}) {
+    gdn_case c{.B = 1, .T = 81, .H = 1, .HV = 1, .K = 16, .V = 16, .gt = gt, .h0 = true, .l2 = true};
+    gdn_inputs<float> in(c, 78);
+    for (index_t t : {0, 17, 40, 80}) {
+      const float g = t == 40 ? -std::numeric_limits<float>::infinity() : -1e4f;
+      if (gt == gate::scalar) in.g.view()(0, t, 0) = g;
+      else in.gk.view()(0, t, 0, 3) = g;
+    }
+    INFO("huge gates, gate " << int(gt));
+    const auto ref = gdn_reference(in);
+    gdn_check_fast(in, ref, linear_mode::chunk, 32);
+    gdn_check_fast(in, ref, linear_mode::recurrent, 0);
+  }
 }
 
 TEST_CASE("gated_delta_rule: bf16 and f16 inputs", "[gated_delta_rule][dtype]") {

@@ -499,6 +499,15 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
       for (index_t jj = i + 1; jj < c; ++jj) Pi[jj] = 0.0f;
     }
   } else {
+    if (p.g) {  // e^{G_i - G_j} loses precision (or is inf - inf) past the factorisation range
+      float acc = 0, lo = 0, hi = 0;
+      for (index_t i = 0; i < c; ++i) {
+        acc += w.graw[i];
+        lo = std::min(lo, acc);
+        hi = std::max(hi, acc);
+      }
+      if (!(hi - lo <= linear_detail::factor_range_limit)) return false;
+    }
     transpose(c, K, w.k, Kp, w.kt, Cp);
     sgemm_tril_c<Arch>(c, Cp, Kp, w.q, Kp, w.kt, Cp, w.P, Cp);
     sgemm_tril_c<Arch>(c, Cp, Kp, w.k, Kp, w.kt, Cp, w.L, Cp);
