@@ -59,6 +59,10 @@ struct kv_cache_view {
   tensor_view<const C, bthd> k;                          // [B,Tmax,Hkv,D]
   tensor_view<const C, bthv> v;                          // [B,Tmax,Hkv,Dv]
   index_view<flash_b> seqlens;                           // [B] int32 or int64
+
+  /// Key j / value j of batch row b, head h (first element of the row).
+  const C* k_row(index_t b, index_t j, index_t h) const noexcept { return k.ptr(b, j, h, 0); }
+  const C* v_row(index_t b, index_t j, index_t h) const noexcept { return v.ptr(b, j, h, 0); }
 };
 
 /// A paged KV cache as views: key j of row b lives in page block_table[b][j / page], slot j % page.
@@ -70,6 +74,16 @@ struct paged_kv_cache_view {
   tensor_view<const C, sthv> v;                          // [num_blocks,page,Hkv,Dv]
   index_view<bp> block_table;                            // [B,P] int32 or int64
   index_view<flash_b> seqlens;                           // [B] int32 or int64
+
+  /// Key j / value j of batch row b, head h (first element of the row), through the block table.
+  const C* k_row(index_t b, index_t j, index_t h) const noexcept {
+    const index_t page = k.template extent<axis::T>();
+    return k.ptr(block_table(b, j / page), j % page, h, 0);
+  }
+  const C* v_row(index_t b, index_t j, index_t h) const noexcept {
+    const index_t page = v.template extent<axis::T>();
+    return v.ptr(block_table(b, j / page), j % page, h, 0);
+  }
 };
 
 template <class X>

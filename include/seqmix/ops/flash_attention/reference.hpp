@@ -111,22 +111,6 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
   for (index_t b = 0; b < B; ++b) {
     const index_t L = kc.seqlens(b);
     const causal_window_mask mask{Tq, L, true, o.window_left, -1};
-    auto kptr = [&](index_t j, index_t hk) {
-      if constexpr (Cache::paged) {
-        const index_t page = kc.k.template extent<axis::T>();
-        return kc.k.ptr(kc.block_table(b, j / page), j % page, hk, 0);
-      } else {
-        return kc.k.ptr(b, j, hk, 0);
-      }
-    };
-    auto vptr = [&](index_t j, index_t hk) {
-      if constexpr (Cache::paged) {
-        const index_t page = kc.v.template extent<axis::T>();
-        return kc.v.ptr(kc.block_table(b, j / page), j % page, hk, 0);
-      } else {
-        return kc.v.ptr(b, j, hk, 0);
-      }
-    };
     const index_t kds = kc.k.template stride<axis::D>(), vds = kc.v.template stride<axis::V>();
     for (index_t h = 0; h < Hq; ++h) {
       const index_t hk = h / G;
@@ -134,12 +118,12 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
       const double sink_v = a.sinks ? static_cast<double>(a.sinks(h)) : 0.0;
       for (index_t t = 0; t < Tq; ++t) {
         auto kdot = [&](index_t j) {
-          const auto* kp = kptr(j, hk);
+          const auto* kp = kc.k_row(b, j, hk);
           double acc = 0;
           for (index_t d = 0; d < D; ++d) acc += to_double(a.q(b, t, h, d)) * to_double(kp[d * kds]);
           return acc;
         };
-        auto vat = [&](index_t j, index_t c) { return to_double(vptr(j, hk)[c * vds]); };
+        auto vat = [&](index_t j, index_t c) { return to_double(kc.v_row(b, j, hk)[c * vds]); };
         double lse = 0;
         reference_row(mask, t, L - Tq, L, Dv, sc, slope, a.sinks ? &sink_v : nullptr, kdot, vat, s, out.data(), lse);
         for (index_t c = 0; c < Dv; ++c) {

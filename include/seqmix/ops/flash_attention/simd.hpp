@@ -277,22 +277,6 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
     for (index_t r = 0; r < M; ++r) qpos[r] = r % Tq;
     const causal_window_mask mask{Tq, L, true, o.window_left, -1};
     const score_params sp{static_cast<float>(o.softcap), L - Tq};
-    auto kptr = [&](index_t j, index_t hk) {
-      if constexpr (Cache::paged) {
-        const index_t page = kc.k.template extent<axis::T>();
-        return kc.k.ptr(kc.block_table(b, j / page), j % page, hk, 0);
-      } else {
-        return kc.k.ptr(b, j, hk, 0);
-      }
-    };
-    auto vptr = [&](index_t j, index_t hk) {
-      if constexpr (Cache::paged) {
-        const index_t page = kc.v.template extent<axis::T>();
-        return kc.v.ptr(kc.block_table(b, j / page), j % page, hk, 0);
-      } else {
-        return kc.v.ptr(b, j, hk, 0);
-      }
-    };
     [[maybe_unused]] const C** kr = row_ptrs;  // K, V rows (head 0) of the current tile, then of the next
     [[maybe_unused]] const C** vr = row_ptrs + block_k;
     [[maybe_unused]] const C** kn = row_ptrs + 2 * block_k;
@@ -361,8 +345,8 @@ void attention_decode_impl(const attention_decode_args<T, Cache>& a, const atten
 #endif
       for (index_t hk = 0; hk < Hkv; ++hk) {
         float* m = parts + static_cast<std::size_t>(ti * Hkv + hk) * part;
-        pack_kt<C>([&](index_t j) { return kptr(j0 + j, hk); }, nk, D, kds, Dp, kt, tmp);
-        const bool fin = pack_v<C>([&](index_t j) { return vptr(j0 + j, hk); }, nk, Dv, vds, Dvp, vs);
+        pack_kt<C>([&](index_t j) { return kc.k_row(b, j0 + j, hk); }, nk, D, kds, Dp, kt, tmp);
+        const bool fin = pack_v<C>([&](index_t j) { return kc.v_row(b, j0 + j, hk); }, nk, Dv, vds, Dvp, vs);
         tile_step<A>(qs + hk * M * Dp, M, Dp, qpos, slopes_of(hk), kt, vs, fin, j0, nk, kind, mask, sp, Dvp, s, m,
                      m + M, alpha, m + 2 * M);
       }
