@@ -11,18 +11,15 @@
 
 #include <seqmix/simd/gemm.hpp>
 
+#include "simd_test.hpp"
 #include "support/support.hpp"
 
 using namespace seqmix;
 
 namespace {
 
-#if defined(__SSE2__)
-using archs = std::tuple<xsimd::default_arch, xsimd::sse2>;
-#else
-using archs = std::tuple<xsimd::default_arch>;
-#endif
-constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
+using archs = testing::simd_archs;
+using testing::fnan;
 
 /// A matrix in a bigger buffer: rows*cols logical elements with the given storage order and padding, so
 /// that strides are never the contiguous ones unless asked; the rest of the buffer holds a sentinel.

@@ -15,6 +15,7 @@
 
 #include <seqmix/simd/load_store.hpp>
 
+#include "simd_test.hpp"
 #include "support/support.hpp"
 
 using namespace seqmix;
@@ -84,11 +85,7 @@ std::vector<T> random_values(std::size_t n, std::uint64_t seed) {
   return v;
 }
 
-#if defined(__SSE2__)
-using archs = std::tuple<xsimd::default_arch, xsimd::sse2>;
-#else
-using archs = std::tuple<xsimd::default_arch>;
-#endif
+using archs = testing::simd_archs;
 
 template <class A, class T>
 void check_load_full(const std::vector<T>& v) {

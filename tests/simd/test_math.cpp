@@ -15,17 +15,14 @@
 #include <seqmix/simd/load_store.hpp>
 #include <seqmix/simd/math.hpp>
 
+#include "simd_test.hpp"
 #include "support/support.hpp"
 
 using namespace seqmix;
 
 namespace {
 
-#if defined(__SSE2__)
-using archs = std::tuple<xsimd::default_arch, xsimd::sse2>;
-#else
-using archs = std::tuple<xsimd::default_arch>;
-#endif
+using archs = testing::simd_archs;
 
 /// The default arch gets the dense sweeps; the second arch (same algorithm, other width) a 4x thinner one,
 /// which keeps the sanitizer builds fast.
@@ -39,8 +36,8 @@ constexpr std::size_t grid_n(std::size_t n) {
 constexpr double flt_min = std::numeric_limits<float>::min();
 constexpr double flt_max = std::numeric_limits<float>::max();
 constexpr double denorm = std::numeric_limits<float>::denorm_min();  // 2^-149
-constexpr float finf = std::numeric_limits<float>::infinity();
-constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
+using testing::finf;
+using testing::fnan;
 
 /// What a function promises: relative error <= rel where the result is a normal float and x >= rel_from;
 /// elsewhere (subnormal results) absolute error <= abs_allow(x, ref).

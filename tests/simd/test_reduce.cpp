@@ -9,18 +9,15 @@
 #include <seqmix/simd/load_store.hpp>
 #include <seqmix/simd/reduce.hpp>
 
+#include "simd_test.hpp"
 #include "support/support.hpp"
 
 using namespace seqmix;
 
 namespace {
-#if defined(__SSE2__)
-using archs = std::tuple<xsimd::default_arch, xsimd::sse2>;
-#else
-using archs = std::tuple<xsimd::default_arch>;
-#endif
-constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
-constexpr float finf = std::numeric_limits<float>::infinity();
+using archs = testing::simd_archs;
+using testing::fnan;
+using testing::finf;
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("vec::hsum: sum of lanes within w ulp of the exact sum", "[simd][reduce]", archs) {
