@@ -4,6 +4,7 @@
 // strong decay, strided input and error messages.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -413,6 +414,59 @@ TEST_CASE("gated linear ops: strided [B,H,T,D] storage read without copies", "[l
       run_gated<simd<>>(op, d.inputs(), o_str.view(), d.h0.cview(), out.ht.view(), {}, m);
       SEQMIX_REQUIRE_CLOSE(o_str.cview(), ref.o.cview(), tolerance<float>(s.T));
       SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
+    }
+  }
+}
+
+TEST_CASE("gated linear ops: rows that start off a cache line (malloc'd buffers)", "[linear_attention][unaligned]") {
+  // The rescaled recurrence prefetches one more line per row when rows start off a 64-byte boundary: rows
+  // 16 bytes past one (a malloc'd buffer) and 4 bytes past one, K = 64 (the unrolled 256-byte rows) and
+  // K = 24; one and two threads.
+  rng r(27);
+  for (gated_op op : {gated_op::gla, gated_op::rwkv6, gated_op::simple_gla}) {
+    for (index_t Kd : {64, 24}) {
+      for (index_t off : {4, 1}) {
+        const gated_shape s{1, Kd == 64 ? 200 : 37, 3, Kd, Kd};  // K = 64: long enough for two workers
+        gated_data<float> d(s, r);
+        const auto n = static_cast<std::size_t>(s.B * s.T * s.H * Kd);
+        std::vector<float> mem(5 * n + 64);
+        float* base = mem.data() + (64 - reinterpret_cast<std::uintptr_t>(mem.data()) % 64) / 4 + off;
+        const auto place = [&](int i, auto& t) {  // copy t's storage to base + i n, view it there
+          float* p = base + i * n;
+          std::copy(t.storage().begin(), t.storage().end(), p);
+          return p;
+        };
+        const extents<bthk> ek{s.B, s.T, s.H, Kd};
+        gated_inputs<float> in = d.inputs();
+        in.q = make_view<bthk>(static_cast<const float*>(place(0, d.q)), ek);
+        in.k = make_view<bthk>(static_cast<const float*>(place(1, d.k)), ek);
+        in.gk = make_view<bthk>(static_cast<const float*>(place(2, d.gk)), ek);
+        in.v = make_view<bthv>(static_cast<const float*>(place(3, d.v)), {s.B, s.T, s.H, Kd});
+        const auto o = make_view<bthv>(base + 4 * n, {s.B, s.T, s.H, Kd});
+        outputs<float> ref(s.B, s.T, s.H, Kd, Kd, s.B), out(s.B, s.T, s.H, Kd, Kd, s.B);
+        run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::auto_);
+        for (int threads : {1, 2}) {
+          INFO(op_name(op) << " K=" << Kd << " offset " << off << " floats, threads " << threads);
+          std::fill(base + 4 * n, base + 5 * n, std::nanf(""));
+          const linear_options lo{.mode = linear_mode::recurrent, .run = {.executor = par_t{threads}}};
+          if (op == gated_op::gla) {
+            gla(gla_args<float>{.q = in.q, .k = in.k, .v = in.v, .gk = in.gk, .initial_state = d.h0.cview(), .o = o,
+                                .final_state = out.ht.view()},
+                lo);
+          } else if (op == gated_op::rwkv6) {
+            rwkv6(rwkv6_args<float>{.r = in.q, .k = in.k, .v = in.v, .w = in.gk, .u = in.u,
+                                    .initial_state = d.h0.cview(), .o = o, .final_state = out.ht.view()},
+                  lo);
+          } else {
+            simple_gla(simple_gla_args<float>{.q = in.q, .k = in.k, .v = in.v, .g = in.g,
+                                              .initial_state = d.h0.cview(), .o = o, .final_state = out.ht.view()},
+                       lo);
+          }
+          std::copy(base + 4 * n, base + 5 * n, out.o.storage().begin());
+          SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
+          SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
+        }
+      }
     }
   }
 }

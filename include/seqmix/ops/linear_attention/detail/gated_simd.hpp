@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include <xsimd/xsimd.hpp>
@@ -169,6 +170,8 @@ struct gated_task {
     for (index_t t = t0; t < t1; ++t) {
       const char* base = reinterpret_cast<const char*>(view.ptr(b, t, h, 0));
       for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(base + off, RW, 2);
+      // a row that does not start on a line boundary ends in one more line
+      if (reinterpret_cast<std::uintptr_t>(base) & 63) __builtin_prefetch(base + bytes - 1, RW, 2);
     }
   }
   SEQMIX_ALWAYS_INLINE void prefetch(index_t t0, index_t t1) const noexcept {
@@ -180,12 +183,16 @@ struct gated_task {
   }
   /// Prefetch of one unit's token rows with the addresses precomputed (base + t * step): a few instructions
   /// per row instead of a strided index computation per view.
+  /// Rows that do not start on a line boundary (a malloc'd buffer: 16 bytes past one) end in one more
+  /// line, `tail` prefetches it (without it that line was a demand miss per row: 10% of the time).
   struct row_prefetcher {
     const char* base[4]{};
     index_t step[4]{}, bytes[4]{};
+    bool tail[4]{};
     int n = 0;
     const char* obase = nullptr;
     index_t ostep = 0, obytes = 0;
+    bool otail = false;
     SEQMIX_ALWAYS_INLINE void operator()(index_t t) const noexcept {
       for (int i = 0; i < n; ++i) {
         const char* r = base[i] + t * step[i];
@@ -197,9 +204,14 @@ struct gated_task {
         } else {
           for (index_t off = 0; off < bytes[i]; off += 64) __builtin_prefetch(r + off, 0, 2);
         }
+        if (tail[i]) __builtin_prefetch(r + bytes[i] - 1, 0, 2);
       }
       const char* r = obase + t * ostep;
       for (index_t off = 0; off < obytes; off += 64) __builtin_prefetch(r + off, 1, 2);
+      if (otail) __builtin_prefetch(r + obytes - 1, 1, 2);
+    }
+    static bool misaligned(const char* p, index_t step) noexcept {
+      return ((reinterpret_cast<std::uintptr_t>(p) | static_cast<std::uintptr_t>(step)) & 63) != 0;
     }
   };
   template <class View>
@@ -208,6 +220,7 @@ struct gated_task {
     pf.base[pf.n] = reinterpret_cast<const char*>(view.ptr(b, 0, h, 0));
     pf.step[pf.n] = view.template stride<axis::T>() * static_cast<index_t>(sizeof(E));
     pf.bytes[pf.n] = n * static_cast<index_t>(sizeof(E));
+    pf.tail[pf.n] = row_prefetcher::misaligned(pf.base[pf.n], pf.step[pf.n]);
     ++pf.n;
   }
   /// The row prefetcher of this unit (q, k, v, gk; o with write intent).
@@ -221,6 +234,7 @@ struct gated_task {
     pf.obase = reinterpret_cast<const char*>(p.o.ptr(b, 0, h, 0));
     pf.ostep = p.o.template stride<axis::T>() * static_cast<index_t>(sizeof(E));
     pf.obytes = V * static_cast<index_t>(sizeof(E));
+    pf.otail = row_prefetcher::misaligned(pf.obase, pf.ostep);
     return pf;
   }
   /// Loads token rows [c0, c0 + L) into Q (scaled), Kr, Vb (and G when `gates`), prefetching
