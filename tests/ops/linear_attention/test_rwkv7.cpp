@@ -398,3 +398,52 @@ TEST_CASE("rwkv7: two workers over head groups == reference", "[rwkv7][threads]"
     SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
   }
 }
+
+TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-place and staged rows, decode",
+          "[rwkv7][recurrent]") {
+  // visits of 16 tokens: T = 1, 16, 17 and 50 give visits of 1, 16, 16 + 1, 3 x 16 + 2 tokens; the decay laws
+  // put row-scale folds at varying positions (before a visit, inside one, on its last token); -30 makes every
+  // step explicit; a -40 channel every 5 tokens sends the fast set-up back to the careful one mid-sequence.
+  // K = 64 with V = 64 reads and writes rows in place, V = 40 stages v and o, K = 20 stages all (tails).
+  std::uint64_t seed = 200;
+  for (auto kv : {std::pair<index_t, index_t>{64, 64}, std::pair<index_t, index_t>{64, 40},
+                  std::pair<index_t, index_t>{20, 24}}) {
+    for (double wmin : {-0.6065, -1.7, -2.9, -30.0}) {
+      for (index_t T : {1, 16, 17, 50}) {
+        rw_case c{.B = 1, .T = T, .H = 2, .K = kv.first, .V = kv.second, .h0 = (T % 2) == 1, .wmin = wmin};
+        rw_inputs<float> in(c, ++seed);
+        if (wmin == -0.6065)
+          for (index_t t = 2; t < T; t += 5) in.w.view()(0, t, 1, 3) = -40.0f;
+        const auto ref = rw_reference(in);
+        INFO("K " << c.K << " V " << c.V << " wmin " << wmin << " T " << T);
+        rw_check(in, ref, linear_mode::recurrent, 0);
+      }
+    }
+  }
+  for (auto kv : {std::pair<index_t, index_t>{64, 64}, std::pair<index_t, index_t>{20, 24}}) {
+    // decode after a recurrent prefill of P tokens, in place on the state (dense [K,V] rows when V = 64)
+    rw_case c{.B = 1, .T = 40, .H = 2, .K = kv.first, .V = kv.second, .wmin = -1.7};
+    rw_inputs<float> in(c, ++seed);
+    const auto ref = rw_reference(in);
+    const index_t P = 33;
+    tensor<float, bthv> o({c.B, c.T, c.H, c.V});
+    tensor<float, nhkv> st({c.B, c.H, c.K, c.V});
+    o.poison();
+    rwkv7(rw_inputs<float>::slice(in.args(o.view().slice<axis::T>(0, P), st.view()), 0, P),  // [1,P,H,V]
+          {.scale = 0.9f, .mode = linear_mode::recurrent});
+    for (index_t t = P; t < c.T; ++t) {
+      rwkv7_decode<simd<>, float>({.r = in.r.cview().slice<axis::T>(t, t + 1),  // [1,1,H,K]
+                                   .w = in.w.cview().slice<axis::T>(t, t + 1),
+                                   .k = in.k.cview().slice<axis::T>(t, t + 1),
+                                   .v = in.v.cview().slice<axis::T>(t, t + 1),
+                                   .a = in.a.cview().slice<axis::T>(t, t + 1),
+                                   .b = in.b.cview().slice<axis::T>(t, t + 1),
+                                   .o = o.view().slice<axis::T>(t, t + 1),
+                                   .state = st.view()},
+                                  {.scale = 0.9f});
+    }
+    INFO("decode K " << c.K << " V " << c.V);
+    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+    SEQMIX_REQUIRE_CLOSE(st.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+  }
+}

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../../../simd/math.hpp"
 #include "gated_delta_rule_kernels.hpp"
 #include "rwkv7_reference.hpp"
 
@@ -265,9 +266,349 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
   return true;
 }
 
+/// Tokens per head visit of the RWKV-7 recurrence, and heads cycled through per pass over the sequence (their
+/// states stay in L2; their input rows at one token are contiguous). See docs/04b-delta-rules.md §4.
+inline constexpr index_t rwkv7_rec_rows = 16;
+inline constexpr index_t rwkv7_rec_heads = 64;
+
+/// Scratch of the RWKV-7 recurrence over G heads: the staged and prepared rows of one visit (R tokens) and
+/// each head's carried row scales sigma and next-token projection h.
+struct rwkv7_rec_scratch {
+  index_t R = 0, Kp = 0, Vp = 0, G = 0;
+  float *wr, *d, *bs, *ks, *rs, *sp;  // R x Kp
+  float* as;                          // (R + 1) x Kp: row R is the next visit's first token
+  float* pre;                         // Kp: row scales folded before the visit's first token
+  float *v, *o;                       // R x Vp
+  float* sig;                         // G x Kp
+  float* h;                           // G x Vp
+  unsigned char *mode, *hvalid;       // R, G
+
+  static std::size_t bytes(index_t R, index_t K, index_t V, index_t G) noexcept {
+    const index_t Kp = pad_up(K), Vp = pad_up(V);
+    return 6 * arena_bytes<float>(R * Kp) + arena_bytes<float>((R + 1) * Kp) + arena_bytes<float>(Kp) +
+           2 * arena_bytes<float>(R * Vp) + arena_bytes<float>(G * Kp) + arena_bytes<float>(G * Vp) +
+           arena_bytes<unsigned char>(R) + arena_bytes<unsigned char>(G);
+  }
+  rwkv7_rec_scratch(std::byte* mem, index_t R_, index_t K, index_t V, index_t G_) noexcept
+      : R(R_), Kp(pad_up(K)), Vp(pad_up(V)), G(G_) {
+    arena ar(mem, bytes(R_, K, V, G_));
+    wr = ar.alloc<float>(R * Kp);
+    d = ar.alloc<float>(R * Kp);
+    bs = ar.alloc<float>(R * Kp);
+    ks = ar.alloc<float>(R * Kp);
+    rs = ar.alloc<float>(R * Kp);
+    sp = ar.alloc<float>(R * Kp);
+    as = ar.alloc<float>((R + 1) * Kp);
+    pre = ar.alloc<float>(Kp);
+    v = ar.alloc<float>(R * Vp);
+    o = ar.alloc<float>(R * Vp);
+    sig = ar.alloc<float>(G * Kp);
+    h = ar.alloc<float>(G * Vp);
+    mode = ar.alloc<unsigned char>(R);
+    hvalid = ar.alloc<unsigned char>(G);
+    // padding lanes stay 0 (rows) and 1 (scales): staging writes the first K (V) entries only
+    std::memset(static_cast<void*>(wr), 0, reinterpret_cast<std::byte*>(sig) - reinterpret_cast<std::byte*>(wr));
+    std::fill(sig, sig + G * Kp, 1.0f);
+    std::memset(hvalid, 0, static_cast<std::size_t>(G));
+  }
+};
+
+inline constexpr unsigned char rwkv7_explicit = 1;  // the step multiplies by its decay (sigma = 1 around it)
+inline constexpr unsigned char rwkv7_fold = 2;      // the step stores diag(sigma) S~: sigma = 1 after it
+
+/// Prefetches n elements from p into L2, or with Write into L1 for writing (asm, so the loop is never dropped
+/// as side-effect free).
+template <bool Write = false, class T>
+SEQMIX_ALWAYS_INLINE void rwkv7_prefetch(const T* p, index_t n) noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  const char* c = reinterpret_cast<const char*>(p);
+  const index_t bytes = n * static_cast<index_t>(sizeof(T));
+  for (index_t o = 0; o < bytes; o += 64) {
+    if constexpr (Write) {
+      asm volatile("prefetchw %0" : : "m"(c[o]));
+    } else {
+      asm volatile("prefetcht1 %0" : : "m"(c[o]));
+    }
+  }
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+/// One column block (NB batches from c0) of a fused RWKV-7 step on S~ (row scales outside):
+///   s = [d .] S~ + bs h^T + ks v^T;  o = s^T rs;  hn = s^T an (the next token's projection);  S~ = [sp .] s.
+/// h and hn may alias (each block reads its h columns before it writes them).
+template <int NB, bool Decay, bool Fold, bool Next, class Arch>
+SEQMIX_ALWAYS_INLINE void rwkv7_sweep_block(index_t K, index_t Vp, float* SEQMIX_RESTRICT S, const float* d,
+                                            const float* bs, const float* ks, const float* rs, const float* an,
+                                            const float* sp, const float* h, const float* v, float* o, float* hn,
+                                            index_t c0) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  bt hv[NB], vv[NB], acc[NB], nx[NB];
+  for (int x = 0; x < NB; ++x) {
+    hv[x] = bt::load_unaligned(h + c0 + x * W);
+    vv[x] = bt::load_unaligned(v + c0 + x * W);
+    acc[x] = nx[x] = bt(0.0f);
+  }
+  for (index_t i = 0; i < K; ++i) {
+    float* row = S + i * Vp + c0;
+    const bt bi(bs[i]), ki(ks[i]), ri(rs[i]);
+    bt ai(0.0f);
+    if constexpr (Next) ai = bt(an[i]);
+    for (int x = 0; x < NB; ++x) {
+      bt s = bt::load_unaligned(row + x * W);
+      if constexpr (Decay) s = bt(d[i]) * s;
+      s = xsimd::fma(ki, vv[x], xsimd::fma(bi, hv[x], s));
+      if constexpr (Fold) {
+        (bt(sp[i]) * s).store_unaligned(row + x * W);
+      } else {
+        s.store_unaligned(row + x * W);
+      }
+      acc[x] = xsimd::fma(ri, s, acc[x]);
+      if constexpr (Next) nx[x] = xsimd::fma(ai, s, nx[x]);
+    }
+  }
+  for (int x = 0; x < NB; ++x) {
+    acc[x].store_unaligned(o + c0 + x * W);
+    if constexpr (Next) nx[x].store_unaligned(hn + c0 + x * W);
+  }
+}
+
+template <bool Decay, bool Fold, bool Next, class Arch>
+SEQMIX_ALWAYS_INLINE void rwkv7_sweep(index_t K, index_t Vp, float* S, const float* d, const float* bs,
+                                      const float* ks, const float* rs, const float* an, const float* sp, float* h,
+                                      const float* v, float* o) noexcept {
+  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+  index_t c0 = 0;
+  for (; c0 + 2 * W <= Vp; c0 += 2 * W)
+    rwkv7_sweep_block<2, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
+  for (; c0 < Vp; c0 += W) rwkv7_sweep_block<1, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
+}
+
+/// h = S~^T x over the K rows (the projection of a visit's first token when no sweep carried it).
+template <class Arch>
+void rwkv7_project(index_t K, index_t Vp, const float* S, const float* x, float* h) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  for (index_t c0 = 0; c0 < Vp; c0 += 2 * W) {
+    const int nb = c0 + 2 * W <= Vp ? 2 : 1;
+    bt a0[2] = {bt(0.0f), bt(0.0f)}, a1[2] = {bt(0.0f), bt(0.0f)};
+    index_t i = 0;
+    for (; i + 1 < K; i += 2) {
+      const bt x0(x[i]), x1(x[i + 1]);
+      for (int q = 0; q < nb; ++q) {
+        a0[q] = xsimd::fma(x0, bt::load_unaligned(S + i * Vp + c0 + q * W), a0[q]);
+        a1[q] = xsimd::fma(x1, bt::load_unaligned(S + (i + 1) * Vp + c0 + q * W), a1[q]);
+      }
+    }
+    if (i < K)
+      for (int q = 0; q < nb; ++q) a0[q] = xsimd::fma(bt(x[i]), bt::load_unaligned(S + i * Vp + c0 + q * W), a0[q]);
+    for (int q = 0; q < nb; ++q) (a0[q] + a1[q]).store_unaligned(h + c0 + q * W);
+  }
+}
+
+/// Per-token set-up of a visit of c tokens (rows staged: wr, a in as, b in bs, k in ks, scaled r in rs), the
+/// decays and row scales of all tokens before any sweep. With sigma the scale before token i (S = diag(sigma)
+/// S~): as_i = sigma a_i (the a-term reads the undecayed state), then either a lazy step, sigma' = sigma d_i,
+/// bs = b / sigma', ks = k / sigma', rs = sigma' r, or, when d_i < floor or i is the sequence's last token, an
+/// explicit step (sigma = 1: the previous step folds, or `pre` before the visit). A fold is also due when
+/// sigma' would drop below the floor. Returns whether the visit starts with a fold of `pre`.
+template <class Arch>
+bool rwkv7_prepare(rwkv7_rec_scratch& w, float* sig, index_t c, bool last_is_end, bool lookahead) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const index_t Kp = w.Kp;
+  for (index_t x = 0; x < c * Kp; x += W) xsimd::exp(bt::load_unaligned(w.wr + x)).store_unaligned(w.d + x);
+  bool unit = true, pre_fold = false;
+  for (index_t x = 0; x < Kp && unit; ++x) unit = sig[x] == 1.0f;
+  for (index_t i = 0; i < c; ++i) {
+    float *as = w.as + i * Kp, *bs = w.bs + i * Kp, *ks = w.ks + i * Kp, *rs = w.rs + i * Kp;
+    const float* d = w.d + i * Kp;
+    bt mn(1.0f), dmn(1.0f);
+    for (index_t x = 0; x < Kp; x += W) {
+      const bt s = bt::load_unaligned(sig + x), a = bt::load_unaligned(as + x), dx = bt::load_unaligned(d + x);
+      (s * a).store_unaligned(as + x);
+      mn = xsimd::min(mn, s * dx);
+      dmn = xsimd::min(dmn, dx);
+    }
+    const bool expl = (i + 1 == c && last_is_end) || !(lane_min<Arch>(dmn) >= lazy_decay_floor);
+    w.mode[i] = expl ? rwkv7_explicit : 0;
+    if ((expl && !unit) || !(lane_min<Arch>(mn) >= lazy_decay_floor)) {
+      if (!unit) {  // fold sigma into S~ before token i
+        if (i == 0) {
+          pre_fold = true;
+          std::copy(sig, sig + Kp, w.pre);
+        } else {
+          w.mode[i - 1] |= rwkv7_fold;
+          std::copy(sig, sig + Kp, w.sp + (i - 1) * Kp);
+        }
+        std::fill(sig, sig + Kp, 1.0f);
+        unit = true;
+      }
+    }
+    if (expl) continue;  // bs, ks, rs as staged
+    unit = false;
+    for (index_t x = 0; x < Kp; x += W) {
+      const bt s = bt::load_unaligned(sig + x) * bt::load_unaligned(d + x);
+      s.store_unaligned(sig + x);
+      const bt inv = bt(1.0f) / s;
+      (bt::load_unaligned(bs + x) * inv).store_unaligned(bs + x);
+      (bt::load_unaligned(ks + x) * inv).store_unaligned(ks + x);
+      (bt::load_unaligned(rs + x) * s).store_unaligned(rs + x);
+    }
+  }
+  if (lookahead) {
+    float* an = w.as + c * Kp;
+    for (index_t x = 0; x < Kp; x += W) (bt::load_unaligned(sig + x) * bt::load_unaligned(an + x)).store_unaligned(an + x);
+  }
+  return pre_fold;
+}
+
+/// Set-up of a visit without folds or explicit steps (the common case), read in place from float rows
+/// (token i of x at x + i * ts; K a multiple of the padding): as_i = sigma a_i, sigma *= e^{w_i}, bs = b / sigma,
+/// ks = k / sigma, rs = scale sigma r, lane by lane with sigma in a register. Returns false, with sig unchanged,
+/// when a decay or a row scale drops below the floor (the visit then takes rwkv7_prepare).
+template <class Arch>
+bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const float* wl, const float* k,
+                        const float* a, const float* b, index_t ts, index_t c, float scale,
+                        const float* a_next) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const index_t Kp = w.Kp;
+  bt mn(1.0f);
+  for (index_t j = 0; j < Kp; j += W) {
+    bt sg = bt::load_unaligned(sig + j);
+    for (index_t i = 0; i < c; ++i) {
+      const index_t o = i * ts + j, q = i * Kp + j;
+      const bt d = vec::exp(bt::load_unaligned(wl + o));
+      (sg * bt::load_unaligned(a + o)).store_unaligned(w.as + q);
+      sg *= d;
+      mn = xsimd::min(mn, xsimd::min(sg, d));
+      const bt inv = bt(1.0f) / sg;
+      (bt::load_unaligned(b + o) * inv).store_unaligned(w.bs + q);
+      (bt::load_unaligned(k + o) * inv).store_unaligned(w.ks + q);
+      (bt::load_unaligned(r + o) * (sg * bt(scale))).store_unaligned(w.rs + q);
+    }
+    if (a_next) (sg * bt::load_unaligned(a_next + j)).store_unaligned(w.as + c * Kp + j);
+    sg.store_unaligned(w.pre + j);
+  }
+  if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) return false;
+  std::copy(w.pre, w.pre + Kp, sig);
+  std::fill(w.mode, w.mode + c, static_cast<unsigned char>(0));
+  return true;
+}
+
+/// The RWKV-7 recurrence over heads [h0, h1) of one sequence (docs/04b-delta-rules.md §4): one fused sweep of
+/// the state per token (update, output and the next token's projection), the decays kept lazily as row scales
+/// with per-row folds, the set-up of a visit's tokens done before its sweeps.
+template <class Arch, class T>
+void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& s, index_t h0, index_t h1,
+                           const_state_view in, index_t n_in, state_view out, index_t n_out, std::byte* mem) noexcept {
+  const index_t K = p.K, V = p.V, G = h1 - h0, Kp = pad_up(K), Vp = pad_up(V), KV = Kp * Vp;
+  const index_t R = std::max<index_t>(1, std::min(rwkv7_rec_rows, s.length()));
+  float* states = reinterpret_cast<float*>(mem);
+  rwkv7_rec_scratch w(mem + arena_bytes<float>(G * KV), R, K, V, G);
+  float* direct = G == 1 ? direct_state(in, n_in, out, n_out, h0, K, V) : nullptr;
+  if (direct) states = direct;
+  for (index_t h = h0; h < h1 && !direct; ++h) gdr_load_state(in, n_in, h, K, V, states + (h - h0) * KV, Kp, Vp);
+  const float scale = static_cast<float>(p.scale);
+  const index_t so = p.o.template stride<axis::V>();
+  const index_t sr = p.r.template stride<axis::K>(), sw = p.w.template stride<axis::K>();
+  const index_t sk = p.k.template stride<axis::K>(), sa = p.a.template stride<axis::K>();
+  const index_t sb = p.b.template stride<axis::K>(), sv = p.v.template stride<axis::V>();
+  const bool pf_ok = sr == 1 && sw == 1 && sk == 1 && sa == 1 && sb == 1 && sv == 1;
+  // float rows read and written in place (no staging) when whole batches cover them
+  const bool f32 = std::is_same_v<T, float>;
+  const bool in_place = f32 && sr == 1 && sw == 1 && sk == 1 && sa == 1 && sb == 1 && K == Kp;
+  const bool v_in_place = f32 && sv == 1 && V == Vp, o_in_place = f32 && so == 1 && V == Vp;
+  auto prefetch = [&](index_t t, index_t h) {
+    const index_t c = std::min(R, s.t1 - t);
+    for (index_t i = 0; i < c; ++i) {
+      rwkv7_prefetch(p.r.ptr(s.b, t + i, h, 0), K);
+      rwkv7_prefetch(p.w.ptr(s.b, t + i, h, 0), K);
+      rwkv7_prefetch(p.k.ptr(s.b, t + i, h, 0), K);
+      rwkv7_prefetch(p.a.ptr(s.b, t + i, h, 0), K);
+      rwkv7_prefetch(p.b.ptr(s.b, t + i, h, 0), K);
+      rwkv7_prefetch(p.v.ptr(s.b, t + i, h, 0), V);
+      if (so == 1) rwkv7_prefetch<true>(p.o.ptr(s.b, t + i, h, 0), V);
+    }
+  };
+  for (index_t g0 = h0; g0 < h1; g0 += rwkv7_rec_heads) {
+    const index_t g1 = std::min(h1, g0 + rwkv7_rec_heads);
+    for (index_t t = s.t0; t < s.t1; t += R) {
+      const index_t c = std::min(R, s.t1 - t);
+      for (index_t h = g0; h < g1; ++h) {
+        if (pf_ok && s.length() > 1) {  // the next visit's rows stream into L2 during this one
+          if (h + 1 < g1) prefetch(t, h + 1);
+          else if (t + R < s.t1) prefetch(t + R, g0);
+          else if (g1 < h1) prefetch(s.t0, g1);
+        }
+        float* S = states + (h - h0) * KV;
+        float* sig = w.sig + (h - h0) * Kp;
+        float* hv = w.h + (h - h0) * Vp;
+        const bool ahead = t + c < s.t1;
+        bool pre_fold = false, fast = false;
+        if constexpr (std::is_same_v<T, float>) {
+          if (in_place && ahead)
+            fast = rwkv7_prepare_fast<Arch>(w, sig, p.r.ptr(s.b, t, h, 0), p.w.ptr(s.b, t, h, 0),
+                                            p.k.ptr(s.b, t, h, 0), p.a.ptr(s.b, t, h, 0), p.b.ptr(s.b, t, h, 0),
+                                            p.r.template stride<axis::T>(), c, scale, p.a.ptr(s.b, t + c, h, 0));
+        }
+        if (!fast) {
+          for (index_t i = 0; i < c; ++i) {
+            const index_t tt = t + i;
+            ld_row<Arch>(p.r.ptr(s.b, tt, h, 0), sr, K, w.rs + i * Kp, scale);
+            ld_row<Arch>(p.w.ptr(s.b, tt, h, 0), sw, K, w.wr + i * Kp);
+            ld_row<Arch>(p.k.ptr(s.b, tt, h, 0), sk, K, w.ks + i * Kp);
+            ld_row<Arch>(p.a.ptr(s.b, tt, h, 0), sa, K, w.as + i * Kp);
+            ld_row<Arch>(p.b.ptr(s.b, tt, h, 0), sb, K, w.bs + i * Kp);
+          }
+          if (ahead) ld_row<Arch>(p.a.ptr(s.b, t + c, h, 0), sa, K, w.as + c * Kp);
+          pre_fold = rwkv7_prepare<Arch>(w, sig, c, !ahead, ahead);
+        }
+        if (!v_in_place)
+          for (index_t i = 0; i < c; ++i) ld_row<Arch>(p.v.ptr(s.b, t + i, h, 0), sv, V, w.v + i * Vp);
+        if (!w.hvalid[h - h0]) rwkv7_project<Arch>(K, Vp, S, w.as, hv);
+        if (pre_fold) materialize_decay<Arch>(S, w.pre, K, Kp, Vp);
+        for (index_t i = 0; i < c; ++i) {
+          const float *d = w.d + i * Kp, *bs = w.bs + i * Kp, *ks = w.ks + i * Kp, *rs = w.rs + i * Kp;
+          const float *an = w.as + (i + 1) * Kp, *sp = w.sp + i * Kp;
+          const float* v = w.v + i * Vp;
+          float* o = w.o + i * Vp;
+          if constexpr (std::is_same_v<T, float>) {
+            if (v_in_place) v = p.v.ptr(s.b, t + i, h, 0);
+            if (o_in_place) o = p.o.ptr(s.b, t + i, h, 0);
+          }
+          const bool next = i + 1 < c || ahead;
+          switch (w.mode[i] | (next ? 4 : 0)) {
+            case 0: rwkv7_sweep<false, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case 4: rwkv7_sweep<false, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case rwkv7_fold: rwkv7_sweep<false, true, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case rwkv7_fold | 4: rwkv7_sweep<false, true, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case rwkv7_explicit: rwkv7_sweep<true, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case rwkv7_explicit | 4: rwkv7_sweep<true, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case rwkv7_explicit | rwkv7_fold:
+              rwkv7_sweep<true, true, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
+            default: rwkv7_sweep<true, true, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+          }
+        }
+        w.hvalid[h - h0] = ahead ? 1 : 0;
+        if (!o_in_place)
+          for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, V, w.o + i * Vp);
+      }
+    }
+  }
+  if (direct) return;
+  for (index_t h = h0; h < h1; ++h) gdr_store_state(out, n_out, h, K, V, states + (h - h0) * KV, Vp);
+}
+
 inline std::size_t rwkv7_group_bytes(index_t C, index_t K, index_t V, index_t G) noexcept {
+  const std::size_t rec = arena_bytes<float>(G * pad_up(K) * pad_up(V)) + rwkv7_rec_scratch::bytes(rwkv7_rec_rows, K, V, G);
   C = std::max(C, recurrent_rows);
-  return rwkv7_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0);
+  return std::max(rec, rwkv7_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0));
 }
 
 /// One task: heads [h0, h1) of one sequence, chunks outer and heads inner (see gdr_fast_group).
@@ -275,6 +616,7 @@ template <class Arch, class T>
 void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& s, index_t h0, index_t h1,
                       const_state_view in, index_t n_in, state_view out, index_t n_out, bool chunked, index_t C,
                       std::byte* mem) noexcept {
+  if (!chunked) return rwkv7_recurrent_group<Arch>(p, s, h0, h1, in, n_in, out, n_out, mem);
   const index_t len = s.length();
   const index_t Ce = std::max<index_t>(1, std::min(chunked ? C : std::max(C, recurrent_rows), len));
   rwkv7_scratch w(mem, Ce, p.K, p.V);
