@@ -59,4 +59,13 @@ struct run_context {
   int workers() const noexcept { return executor.concurrency(); }
 };
 
+/// Op calls doing fewer multiply-adds than this run on the calling thread: waking a pool worker costs
+/// ~10-20 us, more than it saves on a smaller call (measured on decode steps, docs/00-architecture.md).
+inline constexpr double parallel_min_madds = 5.0e5;
+
+/// The executor for an op call of about `madds` multiply-adds: run.executor, or seq for a small call.
+inline any_executor executor_for(const run_context& run, double madds) noexcept {
+  return madds < parallel_min_madds ? any_executor(seq) : run.executor;
+}
+
 }  // namespace seqmix

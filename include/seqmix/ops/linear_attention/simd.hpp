@@ -34,11 +34,10 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
   const index_t K = p.K, V = p.V, H = p.H, N = p.plan.count();
   if (N == 0 || H == 0) return;
   workspace& ws = run.scratch();
-  // Small calls (decode steps, a few tokens) run on the calling thread: waking a second thread costs more
-  // than the work (a GLA decode step, H = 16, K = V = 64, is ~20 us).
+  // Small calls (decode steps, a few tokens: ~3 multiply-adds per state element) run on the calling thread.
   index_t tokens = 0;
   for (index_t n = 0; n < N; ++n) tokens += p.plan[n].length();
-  const bool small = tokens * H * K * V < (index_t{1} << 21);
+  const bool small = 3.0 * static_cast<double>(tokens * H * K * V) < parallel_min_madds;
   const any_executor ex = small ? any_executor(seq) : run.executor;
   const int workers = small ? 1 : std::max(1, run.workers());
   const index_t G = gated_heads_per_task(N, H, workers);

@@ -18,11 +18,10 @@ namespace seqmix::delta_detail {
 inline constexpr index_t gdr_auto_chunk_min = 64;
 inline constexpr index_t auto_chunk_min_state = 128 * 128;
 
-/// Calls with fewer state-element updates than this (tokens x value heads x K x V) run on the calling
-/// thread: waking a second worker costs more than such a call (a decode step of one small layer).
-inline constexpr double parallel_min_work = 2.0 * 1024 * 1024;
+/// The executor for a call of `work` state-element updates (tokens x value heads x K x V, about four
+/// multiply-adds each): seqmix::executor_for keeps small calls on the calling thread.
 inline any_executor pick_executor(const run_context& run, double work) noexcept {
-  return work < parallel_min_work ? any_executor(seq) : run.executor;
+  return executor_for(run, 4 * work);
 }
 
 /// Whether a sequence of length len runs the chunk form: mode chunk, or auto_ with len >= min_len and a
@@ -42,7 +41,7 @@ void for_each_head_group(const run_context& run, const linear_detail::seq_plan& 
   const index_t N = plan.count();
   const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
                       static_cast<double>(heads * K * V);
-  const index_t ng = head_groups(N, heads, work < parallel_min_work ? 1 : run.workers());
+  const index_t ng = head_groups(N, heads, 4 * work < parallel_min_madds ? 1 : run.workers());
   const index_t G = (heads + ng - 1) / ng;
   ws.reserve(run.workers(), group_bytes(G));
   parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {

@@ -47,10 +47,7 @@ inline std::vector<segment> make_segments(index_t batch, index_t len,
   return s;
 }
 
-/// The executor to use for `work` multiply-adds: small calls (decode steps, short prompts) stay on the
-/// calling thread, where waking a pool would cost more than the work.
-inline any_executor pick_executor(const run_context& r, double work) {
-  return work < 2.0e5 ? any_executor(seq) : r.executor;
-}
+/// The executor to use for `work` multiply-adds (seqmix::executor_for).
+inline any_executor pick_executor(const run_context& r, double work) { return executor_for(r, work); }
 
 }  // namespace seqmix::detail::ssm
