@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "../../../simd/math.hpp"
@@ -321,8 +322,10 @@ inline constexpr unsigned char rwkv7_fold = 2;      // the step stores diag(sigm
 template <bool Write = false, class T>
 SEQMIX_ALWAYS_INLINE void rwkv7_prefetch(const T* p, index_t n) noexcept {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-  const char* c = reinterpret_cast<const char*>(p);
-  const index_t bytes = n * static_cast<index_t>(sizeof(T));
+  // every line the row touches: malloc'd rows often start 16 bytes past a line (5 lines per 256 bytes)
+  const auto first = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63};
+  const char* c = reinterpret_cast<const char*>(first);
+  const index_t bytes = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p + n) - first);
   for (index_t o = 0; o < bytes; o += 64) {
     if constexpr (Write) {
       asm volatile("prefetchw %0" : : "m"(c[o]));
@@ -477,27 +480,43 @@ bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const 
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t Kp = w.Kp;
+  // token-major: each token's rows lie on their own pages (rows 8 KiB apart in [B,T,H,K]), so a visit walks
+  // each page once instead of once per batch (L1 TLB)
   bt mn(1.0f);
-  for (index_t j = 0; j < Kp; j += W) {
-    bt sg = bt::load_unaligned(sig + j);
-    for (index_t i = 0; i < c; ++i) {
-      const index_t o = i * ts + j, q = i * Kp + j;
-      const bt d = vec::exp(bt::load_unaligned(wl + o));
-      (sg * bt::load_unaligned(a + o)).store_unaligned(w.as + q);
+  std::copy(sig, sig + Kp, w.pre);
+  for (index_t i = 0; i < c; ++i) {
+    const float *ri = r + i * ts, *wi = wl + i * ts, *ki = k + i * ts, *ai = a + i * ts, *bi = b + i * ts;
+    for (index_t j = 0; j < Kp; j += W) {
+      const index_t q = i * Kp + j;
+      bt sg = bt::load_unaligned(w.pre + j);
+      const bt d = vec::exp(bt::load_unaligned(wi + j));
+      (sg * bt::load_unaligned(ai + j)).store_unaligned(w.as + q);
       sg *= d;
+      sg.store_unaligned(w.pre + j);
       mn = xsimd::min(mn, xsimd::min(sg, d));
       const bt inv = bt(1.0f) / sg;
-      (bt::load_unaligned(b + o) * inv).store_unaligned(w.bs + q);
-      (bt::load_unaligned(k + o) * inv).store_unaligned(w.ks + q);
-      (bt::load_unaligned(r + o) * (sg * bt(scale))).store_unaligned(w.rs + q);
+      (bt::load_unaligned(bi + j) * inv).store_unaligned(w.bs + q);
+      (bt::load_unaligned(ki + j) * inv).store_unaligned(w.ks + q);
+      (bt::load_unaligned(ri + j) * (sg * bt(scale))).store_unaligned(w.rs + q);
     }
-    if (a_next) (sg * bt::load_unaligned(a_next + j)).store_unaligned(w.as + c * Kp + j);
-    sg.store_unaligned(w.pre + j);
   }
+  if (a_next)
+    for (index_t j = 0; j < Kp; j += W)
+      (bt::load_unaligned(w.pre + j) * bt::load_unaligned(a_next + j)).store_unaligned(w.as + c * Kp + j);
   if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) return false;
   std::copy(w.pre, w.pre + Kp, sig);
   std::fill(w.mode, w.mode + c, static_cast<unsigned char>(0));
   return true;
+}
+
+/// Row scales below this are folded into the state before a visit's fast set-up (16 steps of the layer's
+/// strongest decay, e^{-0.61} each, then stay far above lazy_decay_floor).
+inline constexpr float rwkv7_refold = 1e-6f;
+
+inline float rwkv7_min(const float* x, index_t n) noexcept {
+  float m = 1.0f;
+  for (index_t i = 0; i < n; ++i) m = std::min(m, x[i]);
+  return m;
 }
 
 /// The RWKV-7 recurrence over heads [h0, h1) of one sequence (docs/04b-delta-rules.md §4): one fused sweep of
@@ -535,15 +554,38 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
       if (so == 1) rwkv7_prefetch<true>(p.o.ptr(s.b, t + i, h, 0), V);
     }
   };
+  // The chunk after the next one streams in token-major order (whole [g0, g1) head spans of each row, so DRAM
+  // sees sequential reads, not 256-byte pieces 8 KiB apart), a share during each head visit.
+  const bool far_ok = pf_ok && so == 1 && p.r.template stride<axis::H>() == K && p.w.template stride<axis::H>() == K &&
+                      p.k.template stride<axis::H>() == K && p.a.template stride<axis::H>() == K &&
+                      p.b.template stride<axis::H>() == K && p.v.template stride<axis::H>() == V &&
+                      p.o.template stride<axis::H>() == V;
+  auto stream = [&](index_t t, index_t g0, index_t g1, index_t part, index_t parts) {
+    const index_t c = std::min(R, s.t1 - t), items = 7 * c;
+    for (index_t it = part * items / parts; it < (part + 1) * items / parts; ++it) {
+      const index_t tt = t + it / 7, n = g1 - g0;
+      switch (it % 7) {
+        case 0: rwkv7_prefetch(p.r.ptr(s.b, tt, g0, 0), n * K); break;
+        case 1: rwkv7_prefetch(p.w.ptr(s.b, tt, g0, 0), n * K); break;
+        case 2: rwkv7_prefetch(p.k.ptr(s.b, tt, g0, 0), n * K); break;
+        case 3: rwkv7_prefetch(p.a.ptr(s.b, tt, g0, 0), n * K); break;
+        case 4: rwkv7_prefetch(p.b.ptr(s.b, tt, g0, 0), n * K); break;
+        case 5: rwkv7_prefetch(p.v.ptr(s.b, tt, g0, 0), n * V); break;
+        default: rwkv7_prefetch<true>(p.o.ptr(s.b, tt, g0, 0), n * V); break;
+      }
+    }
+  };
   for (index_t g0 = h0; g0 < h1; g0 += rwkv7_rec_heads) {
     const index_t g1 = std::min(h1, g0 + rwkv7_rec_heads);
     for (index_t t = s.t0; t < s.t1; t += R) {
       const index_t c = std::min(R, s.t1 - t);
+      if (far_ok && t == s.t0 && c < s.t1 - t) stream(t + R, g0, g1, 0, 1);
       for (index_t h = g0; h < g1; ++h) {
         if (pf_ok && s.length() > 1) {  // the next visit's rows stream into L2 during this one
           if (h + 1 < g1) prefetch(t, h + 1);
           else if (t + R < s.t1) prefetch(t + R, g0);
           else if (g1 < h1) prefetch(s.t0, g1);
+          if (far_ok && t + 2 * R < s.t1) stream(t + 2 * R, g0, g1, h - g0, g1 - g0);
         }
         float* S = states + (h - h0) * KV;
         float* sig = w.sig + (h - h0) * Kp;
@@ -551,6 +593,8 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
         const bool ahead = t + c < s.t1;
         bool pre_fold = false, fast = false;
         if constexpr (std::is_same_v<T, float>) {
+          if (in_place && ahead && rwkv7_min(sig, Kp) < rwkv7_refold)  // fold early: the visit stays on the fast set-up
+            materialize_decay<Arch>(S, sig, K, Kp, Vp);
           if (in_place && ahead)
             fast = rwkv7_prepare_fast<Arch>(w, sig, p.r.ptr(s.b, t, h, 0), p.w.ptr(s.b, t, h, 0),
                                             p.k.ptr(s.b, t, h, 0), p.a.ptr(s.b, t, h, 0), p.b.ptr(s.b, t, h, 0),
