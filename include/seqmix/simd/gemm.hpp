@@ -173,12 +173,20 @@ SEQMIX_ALWAYS_INLINE void gemm_tile(index_t kc, const float* a, index_t a_rs, in
   }
 }
 
-template <class A, index_t MR>
+/// The default after-tile hook: nothing.
+struct gemm_no_hook {
+  SEQMIX_ALWAYS_INLINE void operator()() const noexcept {}
+};
+
+template <class A, index_t MR, class Hook = gemm_no_hook>
 inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index_t a_cs, const float* bp, index_t b_rs,
-                      float alpha, float beta, float* c, index_t c_rs, index_t c_cs, index_t nr) noexcept {
+                      float alpha, float beta, float* c, index_t c_rs, index_t c_cs, index_t nr,
+                      Hook& hook) noexcept {
   index_t i = 0;
-  for (; i + MR <= m; i += MR)
+  for (; i + MR <= m; i += MR) {
     gemm_tile<A, MR>(kc, a + i * a_rs, a_rs, a_cs, bp, b_rs, alpha, beta, c + i * c_rs, c_rs, c_cs, nr);
+    hook();
+  }
   const float* at = a + i * a_rs;
   float* ct = c + i * c_rs;
   switch (m - i) {  // row tail: one smaller tile
@@ -200,6 +208,7 @@ inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index
     default:
       break;
   }
+  if (i < m) hook();
 }
 
 }  // namespace detail
@@ -213,9 +222,12 @@ inline void gemm_rows(index_t m, index_t kc, const float* a, index_t a_rs, index
 /// parallelise over heads / chunks.
 /// Shapes: A [M,K], B [K,N], C [M,N]; sized for the tiles of chunked kernels (M, N, K up to a few hundred;
 /// K is blocked by 256). Throws: nothing.
-template <class A = xsimd::default_arch>
+/// As gemm below, calling hook() after every register tile: a caller can spread work that is not on the
+/// FMA pipes over the product (e.g. software prefetches of rows a later phase reads) instead of issuing it
+/// in a burst. Shapes, order of summation and results: exactly those of gemm. Throws: nothing.
+template <class A = xsimd::default_arch, class Hook>
 inline void gemm(index_t m, index_t n, index_t k, float alpha, const_matrix_ref a, const_matrix_ref b, float beta,
-                 matrix_ref c) noexcept {
+                 matrix_ref c, Hook&& hook) noexcept {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (index_t i = 0; i < m; ++i)
@@ -242,9 +254,16 @@ inline void gemm(index_t m, index_t n, index_t k, float alpha, const_matrix_ref 
         detail::gemm_pack_b<A>(b, k0, kc, j0, nr, panel);
       }
       detail::gemm_rows<A, detail::gemm_mr>(m, kc, ak, a.rs, a.cs, bp, b_rs, alpha, beta_k, c.p + j0 * c.cs, c.rs, c.cs,
-                                            nr);
+                                            nr, hook);
     }
   }
+}
+
+template <class A = xsimd::default_arch>
+inline void gemm(index_t m, index_t n, index_t k, float alpha, const_matrix_ref a, const_matrix_ref b, float beta,
+                 matrix_ref c) noexcept {
+  detail::gemm_no_hook none;
+  vec::gemm<A>(m, n, k, alpha, a, b, beta, c, none);
 }
 
 /// Row-major convenience form: C[M,N] (ldc) = alpha op(A) op(B) + beta C, with op(A) = A [M,K] (lda) or,

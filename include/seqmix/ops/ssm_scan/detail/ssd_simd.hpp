@@ -50,14 +50,19 @@ inline void read_row(const T* src, index_t s, index_t n, float* dst) noexcept {
 
 /// Prefetches n rows of `bytes` bytes each, `stride` elements apart (rows that a later step reads or
 /// writes with a large stride, which the hardware prefetchers do not follow).
-template <class T>
+template <int Level = 0, class T>
 SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, bool write) noexcept {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
   // asm volatile: g++ 12 deletes loops whose only statements are __builtin_prefetch calls.
   (void)write;
   for (index_t r = 0; r < n; ++r) {
     const char* row = reinterpret_cast<const char*>(p + r * stride);
-    for (index_t o = 0; o < bytes; o += 64) asm volatile("prefetcht0 %0" : : "m"(row[o]));
+    for (index_t o = 0; o < bytes; o += 64) {
+      if constexpr (Level == 0) asm volatile("prefetcht0 %0" : : "m"(row[o]));
+      else if constexpr (Level == 1) asm volatile("prefetcht1 %0" : : "m"(row[o]));
+      else if constexpr (Level == 2) asm volatile("prefetcht2 %0" : : "m"(row[o]));
+      else asm volatile("prefetchnta %0" : : "m"(row[o]));
+    }
   }
 #elif defined(__GNUC__) || defined(__clang__)
   for (index_t r = 0; r < n; ++r) {
@@ -70,6 +75,32 @@ SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t n, i
 #else
   (void)p, (void)stride, (void)n, (void)bytes, (void)write;
 #endif
+}
+
+/// One output row of the chunked kernel: dst = (y + D x) silu(z) over Pp values (rows padded to whole
+/// batches), silu four batches in lockstep.
+template <class A, bool HasD, bool HasZ>
+SEQMIX_ALWAYS_INLINE void ssd_gate_row(index_t Pp, const float* yr, const float* xr, const float* Dh, const float* zs,
+                                       float* dst) noexcept {
+  using Bt = fbatch<A>;
+  constexpr index_t W = static_cast<index_t>(Bt::size);
+  auto run = [&](auto k, index_t p) {
+    constexpr int K = decltype(k)::value;
+    Bt y[K], zv[K];
+    for (int u = 0; u < K; ++u) {
+      y[u] = Bt::load_unaligned(yr + p + u * W);
+      if constexpr (HasD) y[u] = xsimd::fma(Bt::load_unaligned(Dh + p + u * W), Bt::load_unaligned(xr + p + u * W), y[u]);
+      if constexpr (HasZ) zv[u] = Bt::load_unaligned(zs + p + u * W);
+    }
+    if constexpr (HasZ) {
+      lockstep::silu<A, K>(zv);
+      for (int u = 0; u < K; ++u) y[u] = y[u] * zv[u];
+    }
+    for (int u = 0; u < K; ++u) y[u].store_unaligned(dst + p + u * W);
+  };
+  index_t p = 0;
+  for (; p + 4 * W <= Pp; p += 4 * W) run(std::integral_constant<int, 4>{}, p);
+  for (; p < Pp; p += W) run(std::integral_constant<int, 1>{}, p);
 }
 
 /// Token block of the chunked kernel: the state is passed every min(chunk_size, ssd_block) tokens. Any
@@ -111,18 +142,24 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
   const index_t HB = ssd_heads_per_task(HG, ns * G, workers), nhb = (HG + HB - 1) / HB;
 
   const std::size_t bytes = arena_bytes<float>(Q * N) + arena_bytes<float>(N * ldb) + 2 * arena_bytes<float>(Q * ldm) +
-                            3 * arena_bytes<float>(Q * Pp) + arena_bytes<float>(HB * N * ldS) +
+                            2 * arena_bytes<float>(HB * Q * Pp) + arena_bytes<float>(Q * Pp) +
+                            arena_bytes<float>(HB * N * ldS) +
                             3 * arena_bytes<float>(HB * Qv) + 3 * arena_bytes<float>(Qv) +
                             arena_bytes<float>((Q / W + 1) * Qv) +
-                            arena_bytes<float>(HB * Pp) + arena_bytes<float>(Pp) + arena_bytes<unsigned char>(HB);
+                            arena_bytes<float>(HB * Pp) + 2 * arena_bytes<float>(Pp) + arena_bytes<unsigned char>(HB);
   workspace& ws = o.run.scratch();
   ws.reserve(workers, bytes);
   const float lo = static_cast<float>(o.dt_min), hi = static_cast<float>(o.dt_max);
   const index_t sxp = a.x.template stride<axis::P>(), szp = a.z ? a.z.template stride<axis::P>() : 0;
   const index_t sop = a.out.template stride<axis::P>();
+  const index_t sxh = a.x.template stride<axis::H>(), szh = a.z ? a.z.template stride<axis::H>() : 0;
+  const index_t soh = a.out.template stride<axis::H>();
   const index_t sbn = a.B.template stride<axis::N>(), scn = a.C.template stride<axis::N>();
-  const bool zdirect = std::is_same_v<T, float> && szp == 1;
+  // float rows read / written in place when contiguous and a whole number of batches
+  const bool zdirect = std::is_same_v<T, float> && szp == 1 && P == Pp;
+  const bool odirect = std::is_same_v<T, float> && sop == 1 && P == Pp;
   const index_t row_bytes = static_cast<index_t>(sizeof(T)) * P;
+  constexpr index_t pf_dist = 4;  // tokens ahead that the staging and epilogue passes prefetch
 
   const any_executor ex = pick_executor(o.run, static_cast<double>(a.x.size()) * N * 2);
   parallel_for(ex, grid{ns, G, nhb}, [&](index_t si, index_t g, index_t hbi, int worker) {
@@ -134,8 +171,8 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
     float* BT = ar.alloc<float>(N * ldb);        // [N][ldb] B^T
     float* CB = ar.alloc<float>(Q * ldm);        // [Q][ldm] C B^T (lower triangle)
     float* M = ar.alloc<float>(Q * ldm);         // [Q][ldm] decay-masked C B^T of one head
-    float* X = ar.alloc<float>(Q * Pp);          // [Q][Pp] x of one head
-    float* Y = ar.alloc<float>(Q * Pp);          // [Q][Pp] its output before D and z
+    float* Xs = ar.alloc<float>(HB * Q * Pp);    // [HB][Q][Pp] x of the block, staged token-major
+    float* Ys = ar.alloc<float>(HB * Q * Pp);    // [HB][Q][Pp] outputs before D and z
     float* Xw = ar.alloc<float>(Q * Pp);         // [Q][Pp] w o x
     float* S = ar.alloc<float>(HB * N * ldS);    // [HB][N][ldS] states, transposed (S = h^T)
     float* dts = ar.alloc<float>(HB * Qv);       // [HB][Qv] dt'
@@ -147,12 +184,13 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
     float* E = ar.alloc<float>((Q / W + 1) * Qv);  // [Q/W][Qv] e^{c_t - c_r} of each full column group
     float* Dm = ar.alloc<float>(HB * Pp);        // [HB][Pp] D
     float* zr = ar.alloc<float>(Pp);             // [Pp] one row of z (strided or converted input)
+    float* orr = ar.alloc<float>(Pp);            // [Pp] one output row before conversion
     unsigned char* zero_state = ar.alloc<unsigned char>(HB);  // [HB] state known to be zero
     std::fill(zero_state, zero_state + HB, static_cast<unsigned char>(1));
     std::fill(dts, dts + HB * Qv, 0.0f);
     std::fill(Dm, Dm + HB * Pp, 0.0f);
     std::fill(zr, zr + Pp, 0.0f);
-    std::fill(X, X + Q * Pp, 0.0f);
+    std::fill(Xs, Xs + HB * Q * Pp, 0.0f);
     if (a.D)
       for (index_t j = 0; j < nh; ++j)
         for (index_t p = 0; p < P; ++p) Dm[j * Pp + p] = to_float(a.D(h0 + j, p));
@@ -203,31 +241,46 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         for (index_t t = q; t < Qv; ++t) ch[t] = cl[t] = 0.0f;
       }
 
+      // x of the block, token-major: one token's rows of the task's heads are adjacent in [B,L,H,P]
+      // (a contiguous run the hardware prefetchers follow); the run pf_dist tokens ahead is prefetched.
+      for (index_t t = 0; t < q; ++t) {
+        if (c0 == sg.t0 && t + pf_dist < q)
+          prefetch_rows(a.x.ptr(b, c0 + t + pf_dist, h0, 0), sxh, nh, row_bytes, false);
+        for (index_t j = 0; j < nh; ++j) read_row(a.x.ptr(b, c0 + t, h0 + j, 0), sxp, P, Xs + (j * Q + t) * Pp);
+      }
+      // The next block's x, out and z rows (qn * nh of each) are prefetched spread evenly over this block's
+      // two big products, a few rows after each register tile (vec::gemm's hook): they arrive while the FMA
+      // pipes are busy instead of stalling the staging and epilogue passes at DRAM latency. A cursor walks
+      // (array, token, head), pf_total rows over pf_steps tiles.
+      const index_t cn = c0 + q, qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
+      const index_t pf_total = (a.z ? 3 : 2) * qn * nh;
+      const index_t pf_steps = nh * ((q + 5) / 6 + (N + 5) / 6) * ((Pp + 15) / 16);
+      index_t pf_acc = 0, pf_arr = 0, pf_t = cn, pf_h = h0;
+      auto prefetch_next = [&] {
+        for (pf_acc += pf_total; pf_acc >= pf_steps && pf_arr < 3; pf_acc -= pf_steps) {
+          const T* row = pf_arr == 0 ? a.x.ptr(b, pf_t, pf_h, 0)
+                         : pf_arr == 1 ? static_cast<const T*>(a.out.ptr(b, pf_t, pf_h, 0))
+                                       : a.z.ptr(b, pf_t, pf_h, 0);
+          prefetch_rows(row, 0, 1, row_bytes, pf_arr == 1);
+          if (++pf_h == h1) {
+            pf_h = h0;
+            if (++pf_t == cn + qn) pf_t = cn, pf_arr += (pf_arr == 1 && !a.z) ? 2 : 1;
+          }
+        }
+      };
       for (index_t j = 0; j < nh; ++j) {
-        const index_t h = h0 + j;
-        // rows of x, z and out are H*P elements apart, which the hardware prefetchers do not follow: the
-        // next head's rows (or the next block's first head's) are prefetched while this head computes
-        const index_t hn = j + 1 < nh ? h + 1 : h0, cn = j + 1 < nh ? c0 : c0 + Q;
-        const index_t qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
-        auto prefetch_in = [&](index_t t) {  // spread over the head's work: x, z while M is built, out later
-          if (t >= qn) return;
-          prefetch_rows(a.x.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, false);
-          if (a.z) prefetch_rows(a.z.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, false);
-        };
-        auto prefetch_out = [&](index_t t) {
-          if (t < qn) prefetch_rows(a.out.ptr(b, cn + t, hn, 0), 0, 1, row_bytes, true);
-        };
+        float* X = Xs + j * Q * Pp;
+        float* Y = Ys + j * Q * Pp;
         float* Sh = S + j * N * ldS;
         const float* d = dts + j * Qv;
         const float* ch = chi + j * Qv;
         const float* cl = clo + j * Qv;
         const bool szero = zero_state[j] != 0;
-        for (index_t t = 0; t < q; ++t) read_row(a.x.ptr(b, c0 + t, h, 0), sxp, P, X + t * Pp);  // X [q][Pp]
         // Y = diag(e^c) C S: what the state brings in
         if (szero) {
           std::fill(Y, Y + q * Pp, 0.0f);
         } else {
-          vec::gemm<A>(q, Pp, N, 1.0f, {Cc, N, 1}, {Sh, ldS, 1}, 0.0f, {Y, Pp, 1});
+          vec::gemm<A>(q, Pp, N, 1.0f, {Cc, N, 1}, {Sh, ldS, 1}, 0.0f, {Y, Pp, 1}, prefetch_next);
           for (index_t t = 0; t < q; t += W) {  // e^{hi + lo} = e^{hi} (1 + lo)
             const Bt l = Bt::load_aligned(cl + t);
             (vec::exp(Bt::load_aligned(ch + t)) * (Bt(1.0f) + l)).store_aligned(ec + t);
@@ -252,7 +305,6 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           }
         }
         for (index_t t = 0; t < q; ++t) {
-          prefetch_in(t);
           const Bt th(ch[t]), tl(cl[t]);
           float* mr = M + t * ldm;
           const float* cr = CB + t * ldm;
@@ -266,7 +318,6 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           }
           Bt(0.0f).store_aligned(mr + s);  // the 6-row products below read up to 5 columns past t
         }
-        for (index_t t = q; t < qn; ++t) prefetch_in(t);
         for (index_t i0 = 0; i0 < q; i0 += 6) {
           const index_t mr = std::min<index_t>(6, q - i0);
           if (i0 > 0) vec::gemm<A>(mr, Pp, i0, 1.0f, {M + i0 * ldm, ldm, 1}, {X, Pp, 1}, 1.0f, {Y + i0 * Pp, Pp, 1});
@@ -295,11 +346,9 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           (vec::exp(dd) * Bt::load_aligned(d + s)).store_aligned(wv + s);
         }
         for (index_t t = 0; t < q; ++t) {
-          prefetch_out(t);
           const Bt w(wv[t]);
           for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(X + t * Pp + p) * w).store_aligned(Xw + t * Pp + p);
         }
-        for (index_t t = q; t < qn; ++t) prefetch_out(t);
         float decay = 0.0f;
         if (!szero) {
           decay = static_cast<float>(std::exp(static_cast<double>(ch[q - 1]) + cl[q - 1]));
@@ -308,29 +357,37 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
             decay = 1.0f;
           }
         }
-        vec::gemm<A>(N, Pp, q, 1.0f, {BT, ldb, 1}, {Xw, Pp, 1}, decay, {Sh, ldS, 1});
+        vec::gemm<A>(N, Pp, q, 1.0f, {BT, ldb, 1}, {Xw, Pp, 1}, decay, {Sh, ldS, 1}, prefetch_next);
         zero_state[j] = 0;
-        // y = Y + D x, z gate, store
-        const float* Dh = Dm + j * Pp;
-        for (index_t t = 0; t < q; ++t) {
-          const T* zp = a.z ? a.z.ptr(b, c0 + t, h, 0) : nullptr;
-          if (a.z && !zdirect) read_row(zp, szp, P, zr);
-          T* orow = a.out.ptr(b, c0 + t, h, 0);
-          const float* yr = Y + t * Pp;
-          const float* xr = X + t * Pp;
-          for (index_t p = 0; p < Pp; p += W) {
-            const index_t m = std::min(W, P - p);
-            Bt y = Bt::load_aligned(yr + p);
-            if (a.D) y = xsimd::fma(Bt::load_aligned(Dh + p), Bt::load_aligned(xr + p), y);
-            if (a.z) y = y * vec::silu(zdirect ? load_n<A>(zp + p, m) : Bt::load_aligned(zr + p));
-            if (sop == 1) {
-              store_n<A>(orow + p, y, m);
-            } else {
-              alignas(64) float tmp[W];
-              y.store_aligned(tmp);
-              for (index_t i = 0; i < m; ++i) orow[(p + i) * sop] = from_float<T>(tmp[i]);
-            }
+      }
+      // y = Y + D x, z gate, store: token-major over the task's heads (z and out rows adjacent, as x)
+      for (index_t t = 0; t < q; ++t) {
+        if (c0 == sg.t0 && t + pf_dist < q) {  // later blocks were prefetched during the previous one
+          if (a.z) prefetch_rows(a.z.ptr(b, c0 + t + pf_dist, h0, 0), szh, nh, row_bytes, false);
+          prefetch_rows(a.out.ptr(b, c0 + t + pf_dist, h0, 0), soh, nh, row_bytes, true);
+        }
+        for (index_t j = 0; j < nh; ++j) {
+          const index_t h = h0 + j;
+          const float* zs = zr;
+          if (a.z) {
+            const T* zp = a.z.ptr(b, c0 + t, h, 0);
+            if (zdirect) zs = reinterpret_cast<const float*>(zp);
+            else read_row(zp, szp, P, zr);
           }
+          T* orow = a.out.ptr(b, c0 + t, h, 0);
+          float* dst = odirect ? reinterpret_cast<float*>(orow) : orr;
+          const float* yr = Ys + (j * Q + t) * Pp;
+          const float* xr = Xs + (j * Q + t) * Pp;
+          const float* Dh = Dm + j * Pp;
+          if (a.D) {
+            if (a.z) ssd_gate_row<A, true, true>(Pp, yr, xr, Dh, zs, dst);
+            else ssd_gate_row<A, true, false>(Pp, yr, xr, Dh, zs, dst);
+          } else {
+            if (a.z) ssd_gate_row<A, false, true>(Pp, yr, xr, Dh, zs, dst);
+            else ssd_gate_row<A, false, false>(Pp, yr, xr, Dh, zs, dst);
+          }
+          if (!odirect)
+            for (index_t p = 0; p < P; ++p) orow[p * sop] = from_float<T>(orr[p]);
         }
       }
     }
