@@ -2,6 +2,9 @@
 // tests/ops/ssm_scan/test_conv1d.cpp: causal_conv1d (widths 1, 2, 4, 7; channel-first and channel-last;
 // states; varlen) and causal_conv1d_update (shift and ring buffers, slots) against the float64 reference.
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
 
 #include "ssm_problem.hpp"
 
@@ -244,6 +247,55 @@ TEST_CASE("causal_conv1d: silu four batches at a time (wide channel blocks, long
       causal_conv1d(conv_args(pr, out.view(), fin.view(), true, true), o);
       causal_conv1d(conv_args(pr, ref.view(), fin_ref.view(), true, true), o, reference{});
       SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(L));
+    }
+  }
+}
+
+TEST_CASE("causal_conv1d: streaming stores (outputs past the threshold) == ordinary stores == reference",
+          "[ssm][conv1d][stream]") {
+  // The threshold is passed in: 0 streams every float channel-first output (bytes >= 0), infinity none.
+  // Rows of odd L start off the vector width (the part-stored first batch), L < 2 widths keeps ordinary
+  // stores, an output buffer 4 bytes past a line misaligns every row; W 4 (unrolled taps) and 7; one and
+  // two threads (each task fences its streaming stores).
+  const double always = 0.0, never = std::numeric_limits<double>::infinity();
+  int k = 0;
+  for (index_t W : {4, 7}) {
+    for (index_t L : {5, 16, 17, 40, 203, 1000}) {
+      for (index_t off : {0, 1}) {
+        const index_t B = 2, D = 21;
+        const auto act = k % 2 == 0 ? conv_activation::silu : conv_activation::none;
+        const int threads = 1 + k % 2;
+        ++k;
+        INFO("W " << W << " L " << L << " output offset " << off << " floats, threads " << threads);
+        conv_problem<float> pr(B, D, L, W, 500 + static_cast<std::uint64_t>(k));
+        pr.x.for_each([](float& v) { v *= 4.0f; });
+        tensor<float, bdl> ref({B, D, L});
+        tensor<float, bdw> fin({B, D, W - 1}), fin_ref({B, D, W - 1});
+        causal_conv1d(conv_args(pr, ref.view(), fin_ref.view(), true, true), {.activation = act, .run = {}},
+                      reference{});
+        const auto n = static_cast<std::size_t>(B * D * L);
+        std::vector<float> mem_s(n + 32), mem_o(n + 32);
+        const auto place = [&](std::vector<float>& m) {  // 64-byte aligned base, then off floats further
+          float* p = m.data() + (64 - reinterpret_cast<std::uintptr_t>(m.data()) % 64) / 4 + off;
+          std::fill(p, p + n, std::nanf(""));
+          return make_view<bdl>(p, {B, D, L});
+        };
+        const auto out_s = place(mem_s), out_o = place(mem_o);
+        const causal_conv1d_options o{.activation = act, .run = {.executor = par_t{threads}}};
+        seqmix::detail::ssm::causal_conv1d_impl(conv_args(pr, out_s, fin.view(), true, true), o, simd<>{}, always);
+        SEQMIX_REQUIRE_CLOSE(fin.cview(), fin_ref.cview(), 1e-12);
+        seqmix::detail::ssm::causal_conv1d_impl(conv_args(pr, out_o, fin.view(), true, true), o, simd<>{}, never);
+        // (not bitwise equal: the streaming path's part-stored first batch moves which tokens take the scalar tail)
+        tensor<float, bdl> got_s({B, D, L}), got_o({B, D, L});
+        for (index_t b = 0; b < B; ++b)
+          for (index_t d = 0; d < D; ++d)
+            for (index_t t = 0; t < L; ++t) {
+              got_s.view()(b, d, t) = out_s(b, d, t);
+              got_o.view()(b, d, t) = out_o(b, d, t);
+            }
+        SEQMIX_REQUIRE_CLOSE(got_s.cview(), ref.cview(), tolerance<float>(L));
+        SEQMIX_REQUIRE_CLOSE(got_o.cview(), ref.cview(), tolerance<float>(L));
+      }
     }
   }
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -24,10 +26,85 @@ SEQMIX_ALWAYS_INLINE fbatch<A> conv_act(fbatch<A> v, bool silu) noexcept {
   return r[0];
 }
 
+/// Channel-first float outputs of at least this many bytes (an L3) are written with streaming stores: little
+/// of them would stay cached for the next layer, and an ordinary store first reads its line for ownership.
+/// Smaller outputs use ordinary stores (streaming measured 3-4% slower at 8 and 16 MiB, also for a layer
+/// reading them after). See docs/06-ssm-scans.md (causal conv1d).
+inline constexpr double conv_stream_min_bytes = 32.0 * (1 << 20);
+
+/// Streaming store of one batch to a width-aligned address (ordinary aligned store where the ISA has none).
+template <class A>
+SEQMIX_ALWAYS_INLINE void stream_store(float* p, fbatch<A> v) noexcept {
+#if defined(__AVX__)
+  if constexpr (fbatch<A>::size == 8) {
+    _mm256_stream_ps(p, v);
+    return;
+  }
+#endif
+#if defined(__SSE2__)
+  if constexpr (fbatch<A>::size == 4) {
+    _mm_stream_ps(p, v);
+    return;
+  }
+#endif
+  v.store_aligned(p);
+}
+/// Orders this thread's streaming stores before what follows (the task's end).
+SEQMIX_ALWAYS_INLINE void stream_fence() noexcept {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+/// Full batches of one channel row from token t on: out[t..] = act(bias + sum_k w[k] x[t - (W-1) + k]) for
+/// t - (W-1) >= 0; returns the first token not done. Taps and the activation are template parameters
+/// (Wc = 0: any W) and everything lives in locals: with the loop in a lambda capturing by reference, every
+/// vector store (a may_alias type) forced the captured pointers and the loop index back through memory.
+/// Four batches per step: silu is a long dependency chain, so the four run in lockstep (detail/vmath.hpp).
+template <class A, int Wc, bool Silu, bool Stream, class T>
+SEQMIX_ALWAYS_INLINE index_t conv_row_body(const T* SEQMIX_RESTRICT x, T* SEQMIX_RESTRICT out, index_t t,
+                                           index_t len, const float* w, index_t Wr, float bias) noexcept {
+  using Bt = fbatch<A>;
+  constexpr index_t V = static_cast<index_t>(Bt::size);
+  const index_t W = Wc > 0 ? Wc : Wr;
+  Bt wv[Wc > 0 ? Wc : 1];
+  if constexpr (Wc > 0)
+    for (int k = 0; k < Wc; ++k) wv[k] = Bt(w[k]);
+  const Bt bb(bias);
+  for (; t + 4 * V <= len; t += 4 * V) {
+    Bt acc[4];
+    for (int q = 0; q < 4; ++q) {
+      const T* p = x + t + q * V - (W - 1);
+      acc[q] = bb;
+      if constexpr (Wc > 0) {
+        for (int k = 0; k < Wc; ++k) acc[q] = xsimd::fma(wv[k], load_w<A>(p + k), acc[q]);
+      } else {
+        for (index_t k = 0; k < W; ++k) acc[q] = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc[q]);
+      }
+    }
+    if constexpr (Silu) lockstep::silu<A, 4>(acc);
+    for (int q = 0; q < 4; ++q) {
+      if constexpr (Stream) stream_store<A>(out + t + q * V, acc[q]);
+      else store_n<A>(out + t + q * V, acc[q], V);
+    }
+  }
+  for (; t + V <= len; t += V) {
+    const T* p = x + t - (W - 1);
+    Bt acc[1] = {bb};
+    for (index_t k = 0; k < W; ++k) acc[0] = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc[0]);
+    if constexpr (Silu) lockstep::silu<A, 1>(acc);
+    if constexpr (Stream) stream_store<A>(out + t, acc[0]);
+    else store_n<A>(out + t, acc[0], V);
+  }
+  return t;
+}
+
 /// One channel row (L-stride 1 in and out): out[t] = act(bias + sum_k w[k] xhat[t - (W-1) + k]).
+/// `stream` (float rows only): streaming stores from the first width-aligned output on (the tokens before it
+/// are one batch stored in part).
 template <class A, class T>
 inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, index_t W, float bias,
-                            const float* hist /* [W-1] */, bool silu) noexcept {
+                            const float* hist /* [W-1] */, bool silu, bool stream = false) noexcept {
   using Bt = fbatch<A>;
   constexpr index_t V = static_cast<index_t>(Bt::size);
   auto xhat = [&](index_t j) -> float { return j >= 0 ? to_float(x[j]) : hist[W - 1 + j]; };
@@ -38,37 +115,34 @@ inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, ind
     out[t] = from_float<T>(silu ? silu_scalar(acc) : acc);
   }
   index_t t = head;
-  // four batches per step: silu is a long dependency chain (latency-bound one batch at a time), so the four
-  // are computed in lockstep (detail/vmath.hpp)
-  auto run = [&](auto taps) {
-    for (; t + 4 * V <= len; t += 4 * V) {
-      Bt acc[4];
-      for (int k = 0; k < 4; ++k) acc[k] = taps(t + k * V);
-      if (silu) lockstep::silu<A, 4>(acc);
-      for (int k = 0; k < 4; ++k) store_n<A>(out + t + k * V, acc[k], V);
+  if constexpr (std::is_same_v<T, float>) {
+    const auto mis = reinterpret_cast<std::uintptr_t>(out + t) % (V * sizeof(float));
+    if (stream && mis % sizeof(float) == 0 && t + 2 * V <= len) {
+      if (mis != 0) {  // tokens [t, t + n) up to the first aligned output: one batch, its first n lanes stored
+        const index_t n = V - static_cast<index_t>(mis / sizeof(float));
+        const T* p = x + t - (W - 1);
+        Bt acc[1] = {Bt(bias)};
+        for (index_t k = 0; k < W; ++k) acc[0] = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc[0]);
+        if (silu) lockstep::silu<A, 1>(acc);
+        store_n<A>(out + t, acc[0], n);
+        t += n;
+      }
+      if (W == 4) {
+        t = silu ? conv_row_body<A, 4, true, true>(x, out, t, len, w, W, bias)
+                 : conv_row_body<A, 4, false, true>(x, out, t, len, w, W, bias);
+      } else {
+        t = silu ? conv_row_body<A, 0, true, true>(x, out, t, len, w, W, bias)
+                 : conv_row_body<A, 0, false, true>(x, out, t, len, w, W, bias);
+      }
+      stream = false;  // the ordinary tail below
     }
-    for (; t + V <= len; t += V) {
-      Bt acc[1] = {taps(t)};
-      if (silu) lockstep::silu<A, 1>(acc);
-      store_n<A>(out + t, acc[0], V);
-    }
-  };
+  }
   if (W == 4) {
-    const Bt w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
-    run([&](index_t t1) {
-      const T* p = x + t1 - 3;
-      Bt acc = xsimd::fma(w0, load_w<A>(p), Bt(bias));
-      acc = xsimd::fma(w1, load_w<A>(p + 1), acc);
-      acc = xsimd::fma(w2, load_w<A>(p + 2), acc);
-      return xsimd::fma(w3, load_w<A>(p + 3), acc);
-    });
+    t = silu ? conv_row_body<A, 4, true, false>(x, out, t, len, w, W, bias)
+             : conv_row_body<A, 4, false, false>(x, out, t, len, w, W, bias);
   } else {
-    run([&](index_t t1) {
-      const T* p = x + t1 - (W - 1);
-      Bt acc(bias);
-      for (index_t k = 0; k < W; ++k) acc = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc);
-      return acc;
-    });
+    t = silu ? conv_row_body<A, 0, true, false>(x, out, t, len, w, W, bias)
+             : conv_row_body<A, 0, false, false>(x, out, t, len, w, W, bias);
   }
   for (; t < len; ++t) {
     float acc = bias;
@@ -77,8 +151,10 @@ inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, ind
   }
 }
 
+/// `stream_min_bytes`: outputs of at least this size use streaming stores (tests pass 0 or infinity).
 template <class Arch, class T>
-void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_options& o, simd<Arch>) {
+void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_options& o, simd<Arch>,
+                        double stream_min_bytes = conv_stream_min_bytes) {
   using A = Arch;
   using Bt = fbatch<A>;
   constexpr index_t V = static_cast<index_t>(Bt::size);
@@ -99,6 +175,8 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
     // per channel rows; blocks of 16 channels per task
     constexpr index_t DB = 16;
     const index_t nblk = (Dn + DB - 1) / DB;
+    const bool stream = row_contig && std::is_same_v<T, float> &&
+                        static_cast<double>(a.out.size()) * sizeof(T) >= stream_min_bytes;
     workspace& ws = o.run.scratch();
     ws.reserve(workers, 2 * arena_bytes<float>(W + V) + arena_bytes<float>(std::max<index_t>(L, 1) + 2 * V) * 2);
     parallel_for(ex, grid{ns, nblk}, [&](index_t si, index_t blk, int worker) {
@@ -114,7 +192,7 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
         for (index_t i = 0; i + 1 < W; ++i) hist[i] = hist_at(sg, d, i);
         const float bias = a.bias ? to_float(a.bias(d)) : 0.0f;
         if (row_contig) {
-          conv_row_contig<A>(a.x.ptr(sg.b, d, sg.t0), a.out.ptr(sg.b, d, sg.t0), len, w, W, bias, hist, silu);
+          conv_row_contig<A>(a.x.ptr(sg.b, d, sg.t0), a.out.ptr(sg.b, d, sg.t0), len, w, W, bias, hist, silu, stream);
         } else {  // any strides: through float rows
           for (index_t t = 0; t < len; ++t) xin[t] = to_float(a.x(sg.b, d, sg.t0 + t));
           conv_row_contig<A>(static_cast<const float*>(xin), xout, len, w, W, bias, hist, silu);
@@ -126,6 +204,7 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
             a.final_states(sg.fin, d, i) = j >= 0 ? a.x(sg.b, d, sg.t0 + j) : from_float<T>(hist[W - 1 + j]);
           }
       }
+      if (stream) stream_fence();
     });
     return;
   }
