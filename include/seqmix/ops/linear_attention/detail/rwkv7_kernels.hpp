@@ -542,9 +542,8 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
   const bool f32 = std::is_same_v<T, float>;
   const bool in_place = f32 && sr == 1 && sw == 1 && sk == 1 && sa == 1 && sb == 1 && K == Kp;
   const bool v_in_place = f32 && sv == 1 && V == Vp, o_in_place = f32 && so == 1 && V == Vp;
-  auto prefetch = [&](index_t t, index_t h) {
-    const index_t c = std::min(R, s.t1 - t);
-    for (index_t i = 0; i < c; ++i) {
+  auto prefetch = [&](index_t t, index_t h, index_t i0, index_t i1) {  // tokens t + [i0, i1) of head h
+    for (index_t i = i0; i < std::min(i1, s.t1 - t); ++i) {
       rwkv7_prefetch(p.r.ptr(s.b, t + i, h, 0), K);
       rwkv7_prefetch(p.w.ptr(s.b, t + i, h, 0), K);
       rwkv7_prefetch(p.k.ptr(s.b, t + i, h, 0), K);
@@ -554,38 +553,17 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
       if (so == 1) rwkv7_prefetch<true>(p.o.ptr(s.b, t + i, h, 0), V);
     }
   };
-  // The chunk after the next one streams in token-major order (whole [g0, g1) head spans of each row, so DRAM
-  // sees sequential reads, not 256-byte pieces 8 KiB apart), a share during each head visit.
-  const bool far_ok = pf_ok && so == 1 && p.r.template stride<axis::H>() == K && p.w.template stride<axis::H>() == K &&
-                      p.k.template stride<axis::H>() == K && p.a.template stride<axis::H>() == K &&
-                      p.b.template stride<axis::H>() == K && p.v.template stride<axis::H>() == V &&
-                      p.o.template stride<axis::H>() == V;
-  auto stream = [&](index_t t, index_t g0, index_t g1, index_t part, index_t parts) {
-    const index_t c = std::min(R, s.t1 - t), items = 7 * c;
-    for (index_t it = part * items / parts; it < (part + 1) * items / parts; ++it) {
-      const index_t tt = t + it / 7, n = g1 - g0;
-      switch (it % 7) {
-        case 0: rwkv7_prefetch(p.r.ptr(s.b, tt, g0, 0), n * K); break;
-        case 1: rwkv7_prefetch(p.w.ptr(s.b, tt, g0, 0), n * K); break;
-        case 2: rwkv7_prefetch(p.k.ptr(s.b, tt, g0, 0), n * K); break;
-        case 3: rwkv7_prefetch(p.a.ptr(s.b, tt, g0, 0), n * K); break;
-        case 4: rwkv7_prefetch(p.b.ptr(s.b, tt, g0, 0), n * K); break;
-        case 5: rwkv7_prefetch(p.v.ptr(s.b, tt, g0, 0), n * V); break;
-        default: rwkv7_prefetch<true>(p.o.ptr(s.b, tt, g0, 0), n * V); break;
-      }
-    }
-  };
   for (index_t g0 = h0; g0 < h1; g0 += rwkv7_rec_heads) {
     const index_t g1 = std::min(h1, g0 + rwkv7_rec_heads);
     for (index_t t = s.t0; t < s.t1; t += R) {
       const index_t c = std::min(R, s.t1 - t);
-      if (far_ok && t == s.t0 && c < s.t1 - t) stream(t + R, g0, g1, 0, 1);
       for (index_t h = g0; h < g1; ++h) {
-        if (pf_ok && s.length() > 1) {  // the next visit's rows stream into L2 during this one
-          if (h + 1 < g1) prefetch(t, h + 1);
-          else if (t + R < s.t1) prefetch(t + R, g0);
-          else if (g1 < h1) prefetch(s.t0, g1);
-          if (far_ok && t + 2 * R < s.t1) stream(t + 2 * R, g0, g1, h - g0, g1 - g0);
+        // the next visit's rows stream into L2 during this one, a token's rows per sweep
+        index_t tn = -1, hn = 0;
+        if (pf_ok && s.length() > 1) {
+          if (h + 1 < g1) tn = t, hn = h + 1;
+          else if (t + R < s.t1) tn = t + R, hn = g0;
+          else if (g1 < h1) tn = s.t0, hn = g1;
         }
         float* S = states + (h - h0) * KV;
         float* sig = w.sig + (h - h0) * Kp;
@@ -626,6 +604,7 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
             if (o_in_place) o = p.o.ptr(s.b, t + i, h, 0);
           }
           const bool next = i + 1 < c || ahead;
+          if (tn >= 0) prefetch(tn, hn, i, i + 1 < c ? i + 1 : R);
           switch (w.mode[i] | (next ? 4 : 0)) {
             case 0: rwkv7_sweep<false, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
             case 4: rwkv7_sweep<false, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
