@@ -271,6 +271,8 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
 /// states stay in L2; their input rows at one token are contiguous). See docs/04b-delta-rules.md §4.
 inline constexpr index_t rwkv7_rec_rows = 16;
 inline constexpr index_t rwkv7_rec_heads = 64;
+/// Head visits ahead whose rows are prefetched (into L2) during a visit.
+inline constexpr index_t rwkv7_prefetch_visits = 2;
 
 /// Scratch of the RWKV-7 recurrence over G heads: the staged and prepared rows of one visit (R tokens) and
 /// each head's carried row scales sigma and next-token projection h.
@@ -494,7 +496,8 @@ bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const 
       sg *= d;
       sg.store_unaligned(w.pre + j);
       mn = xsimd::min(mn, xsimd::min(sg, d));
-      const bt inv = bt(1.0f) / sg;
+      bt inv = xsimd::reciprocal(sg);  // and one Newton step: ~1 ulp
+      inv = xsimd::fma(xsimd::fnma(sg, inv, bt(1.0f)), inv, inv);
       (bt::load_unaligned(bi + j) * inv).store_unaligned(w.bs + q);
       (bt::load_unaligned(ki + j) * inv).store_unaligned(w.ks + q);
       (bt::load_unaligned(ri + j) * (sg * bt(scale))).store_unaligned(w.rs + q);
@@ -558,12 +561,13 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
     for (index_t t = s.t0; t < s.t1; t += R) {
       const index_t c = std::min(R, s.t1 - t);
       for (index_t h = g0; h < g1; ++h) {
-        // the next visit's rows stream into L2 during this one, a token's rows per sweep
+        // the rows of the visit rwkv7_prefetch_visits ahead stream into L2 during this one, a token's rows per sweep
         index_t tn = -1, hn = 0;
         if (pf_ok && s.length() > 1) {
-          if (h + 1 < g1) tn = t, hn = h + 1;
-          else if (t + R < s.t1) tn = t + R, hn = g0;
-          else if (g1 < h1) tn = s.t0, hn = g1;
+          const index_t ahead_h = h - g0 + rwkv7_prefetch_visits, n = g1 - g0;
+          tn = t + ahead_h / n * R;
+          hn = g0 + ahead_h % n;
+          if (tn >= s.t1) tn = -1;
         }
         float* S = states + (h - h0) * KV;
         float* sig = w.sig + (h - h0) * Kp;
