@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "arch.hpp"
 #include "load_store.hpp"
@@ -264,6 +265,127 @@ inline void gemm(index_t m, index_t n, index_t k, float alpha, const_matrix_ref 
                  matrix_ref c) noexcept {
   detail::gemm_no_hook none;
   vec::gemm<A>(m, n, k, alpha, a, b, beta, c, none);
+}
+
+namespace detail {
+
+/// One MR x NR tile of the lower-triangular product (rows i0 .. i0+MR, B rows contiguous): every row takes
+/// A's first i0 columns, then the tile's own MR x MR triangle row by row (row i never reads B rows k > i).
+/// The finished tile alpha acc + beta C goes to store(i0, nr, v0, v1).
+template <class A, index_t MR, bool Full, class Store>
+SEQMIX_ALWAYS_INLINE void gemm_lower_tile(index_t i0, const float* a, index_t a_rs, index_t a_cs, const float* b,
+                                          index_t b_rs, index_t nr, float alpha, float beta, const float* c,
+                                          index_t c_rs, Store& store) noexcept {
+  using F = fbatch<A>;
+  constexpr index_t w = width<A>;
+  const index_t n0 = std::min(nr, w), n1 = std::max<index_t>(nr - w, 0);
+  auto load_b = [&](index_t k, F& b0, F& b1) {
+    if constexpr (Full) {
+      b0 = F::load_unaligned(b + k * b_rs);
+      b1 = F::load_unaligned(b + k * b_rs + w);
+    } else {
+      b0 = vec::load_tail<A>(b + k * b_rs, n0);
+      b1 = vec::load_tail<A>(b + k * b_rs + w, n1);
+    }
+  };
+  F acc0[MR], acc1[MR];
+  for (index_t i = 0; i < MR; ++i) acc0[i] = acc1[i] = F(0.0f);
+  const float* ar[MR];
+  for (index_t i = 0; i < MR; ++i) ar[i] = a + (i0 + i) * a_rs;
+  for (index_t k = 0; k < i0; ++k) {
+    F b0, b1;
+    load_b(k, b0, b1);
+    for (index_t i = 0; i < MR; ++i) {
+      const F ai(ar[i][k * a_cs]);
+      acc0[i] = xsimd::fma(ai, b0, acc0[i]);
+      acc1[i] = xsimd::fma(ai, b1, acc1[i]);
+    }
+  }
+  for (index_t u = 0; u < MR; ++u) {  // the triangle: B row i0 + u reaches rows i0 + u .. i0 + MR - 1
+    F b0, b1;
+    load_b(i0 + u, b0, b1);
+    for (index_t i = u; i < MR; ++i) {
+      const F ai(ar[i][(i0 + u) * a_cs]);
+      acc0[i] = xsimd::fma(ai, b0, acc0[i]);
+      acc1[i] = xsimd::fma(ai, b1, acc1[i]);
+    }
+  }
+  const F va(alpha), vb(beta);
+  for (index_t i = 0; i < MR; ++i) {
+    acc0[i] = acc0[i] * va;
+    acc1[i] = acc1[i] * va;
+    if (beta != 0.0f) {
+      const float* cr = c + i * c_rs;
+      acc0[i] = xsimd::fma(vb, Full ? F::load_unaligned(cr) : vec::load_tail<A>(cr, n0), acc0[i]);
+      acc1[i] = xsimd::fma(vb, Full ? F::load_unaligned(cr + w) : vec::load_tail<A>(cr + w, n1), acc1[i]);
+    }
+  }
+  store(i0, nr, acc0, acc1);
+}
+
+template <class A, bool Full, class Store>
+inline void gemm_lower_rows(index_t m, const float* a, index_t a_rs, index_t a_cs, const float* b, index_t b_rs,
+                            index_t nr, float alpha, float beta, const float* c, index_t c_rs, Store& store) noexcept {
+  constexpr index_t MR = gemm_mr;
+  index_t i = 0;
+  for (; i + MR <= m; i += MR)
+    gemm_lower_tile<A, MR, Full>(i, a, a_rs, a_cs, b, b_rs, nr, alpha, beta, c + i * c_rs, c_rs, store);
+  switch (m - i) {
+    case 5: gemm_lower_tile<A, 5, Full>(i, a, a_rs, a_cs, b, b_rs, nr, alpha, beta, c + i * c_rs, c_rs, store); break;
+    case 4: gemm_lower_tile<A, 4, Full>(i, a, a_rs, a_cs, b, b_rs, nr, alpha, beta, c + i * c_rs, c_rs, store); break;
+    case 3: gemm_lower_tile<A, 3, Full>(i, a, a_rs, a_cs, b, b_rs, nr, alpha, beta, c + i * c_rs, c_rs, store); break;
+    case 2: gemm_lower_tile<A, 2, Full>(i, a, a_rs, a_cs, b, b_rs, nr, alpha, beta, c + i * c_rs, c_rs, store); break;
+    case 1: gemm_lower_tile<A, 1, Full>(i, a, a_rs, a_cs, b, b_rs, nr, alpha, beta, c + i * c_rs, c_rs, store); break;
+    default: break;
+  }
+}
+
+}  // namespace detail
+
+/// Causal (lower-triangular) product: C = alpha L B + beta C with L the lower triangle of A (diagonal
+/// included): row i of C sums A(i, k) B(k, :) over k <= i only, so B rows k > i are never read (a NaN or
+/// inf in a later row of B cannot reach an earlier row of C through a zero of A). The in-chunk products of
+/// chunked scans ((L o Q K^T) V). A [M,M] (any strides), B [M,N] and C [M,N] with contiguous rows (cs == 1).
+/// Each finished MR x NR register tile (MR <= 6 rows from i0, nr <= NR columns from j0, as batch arrays
+/// v0 = columns j0 .. j0+w, v1 = the next w) is handed to store(i0, j0, nr, v0, v1) instead of being
+/// written to C, so a caller can fuse its epilogue; C is still read when beta != 0. Sums over k in order.
+/// Throws: nothing.
+template <class A = xsimd::default_arch, class Store>
+inline void gemm_lower(index_t m, index_t n, float alpha, const_matrix_ref a, const_matrix_ref b, float beta,
+                       const_matrix_ref c, Store&& store) noexcept {
+  SEQMIX_ASSERT(b.cs == 1 && (beta == 0.0f || c.cs == 1));
+  constexpr index_t nr_max = detail::gemm_nr<A>;
+  for (index_t j0 = 0; j0 < n; j0 += nr_max) {
+    const index_t nr = std::min(nr_max, n - j0);
+    auto st = [&](index_t i0, index_t nrr, auto& v0, auto& v1) { store(i0, j0, nrr, v0, v1); };
+    if (nr == nr_max)
+      detail::gemm_lower_rows<A, true>(m, a.p, a.rs, a.cs, b.p + j0, b.rs, nr, alpha, beta, c.p + j0, c.rs, st);
+    else
+      detail::gemm_lower_rows<A, false>(m, a.p, a.rs, a.cs, b.p + j0, b.rs, nr, alpha, beta, c.p + j0, c.rs, st);
+  }
+}
+
+/// gemm_lower writing the tiles to C (C [M,N] with contiguous rows). Throws: nothing.
+template <class A = xsimd::default_arch>
+inline void gemm_lower(index_t m, index_t n, float alpha, const_matrix_ref a, const_matrix_ref b, float beta,
+                       matrix_ref c) noexcept {
+  SEQMIX_ASSERT(c.cs == 1);
+  constexpr index_t w = width<A>;
+  vec::gemm_lower<A>(m, n, alpha, a, b, beta, const_matrix_ref{c.p, c.rs, 1},
+                     [&](index_t i0, index_t j0, index_t nr, auto& v0, auto& v1) {
+                       constexpr index_t MR = static_cast<index_t>(std::extent_v<std::remove_reference_t<decltype(v0)>>);
+                       const index_t n0 = std::min(nr, w), n1 = std::max<index_t>(nr - w, 0);
+                       for (index_t i = 0; i < MR; ++i) {
+                         float* cr = c.p + (i0 + i) * c.rs + j0;
+                         if (nr == 2 * w) {
+                           vec::store(cr, v0[i]);
+                           vec::store(cr + w, v1[i]);
+                         } else {
+                           vec::store_tail(cr, v0[i], n0);
+                           vec::store_tail(cr + w, v1[i], n1);
+                         }
+                       }
+                     });
 }
 
 /// Row-major convenience form: C[M,N] (ldc) = alpha op(A) op(B) + beta C, with op(A) = A [M,K] (lda) or,

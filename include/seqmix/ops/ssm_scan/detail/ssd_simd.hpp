@@ -291,7 +291,7 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
             for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(yr + p) * e).store_aligned(yr + p);
           }
         }
-        // M[t][s] = CB[t][s] e^{c_t - c_s} dt'_s for s <= t, else 0; then Y += M X, 6 rows at a time.
+        // M[t][s] = CB[t][s] e^{c_t - c_s} dt'_s for s <= t (columns past t are never read).
         // Below a group of W columns ending at r (t > r >= s) the decay factors as e^{c_t - c_r} e^{c_r - c_s},
         // both <= 1 (SPEC's reference point inside the chunk): one exp per row and group instead of W.
         for (index_t g = 0; g < q / W; ++g) {
@@ -316,29 +316,9 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
             const Bt v = Bt::load_aligned(cr + s) * vec::exp(dd) * Bt::load_aligned(d + s);
             xsimd::select(lane + Bt(static_cast<float>(s)) <= Bt(static_cast<float>(t)), v, Bt(0.0f)).store_aligned(mr + s);
           }
-          Bt(0.0f).store_aligned(mr + s);  // the 6-row products below read up to 5 columns past t
         }
-        for (index_t i0 = 0; i0 < q; i0 += 6) {
-          const index_t mr = std::min<index_t>(6, q - i0);
-          if (i0 > 0) vec::gemm<A>(mr, Pp, i0, 1.0f, {M + i0 * ldm, ldm, 1}, {X, Pp, 1}, 1.0f, {Y + i0 * Pp, Pp, 1});
-          // The strip's own triangle row by row: row t never reads X[s > t] (0 * NaN would leak a NaN of x
-          // into earlier rows).
-          for (index_t t = i0; t < i0 + mr; ++t) {
-            float* yr = Y + t * Pp;
-            const float* mrow = M + t * ldm;
-            for (index_t p0 = 0; p0 < Pp; p0 += 4 * W) {
-              const index_t nb = std::min<index_t>(4, (Pp - p0) / W);
-              Bt acc[4]{};
-              for (index_t u = 0; u < nb; ++u) acc[u] = Bt::load_aligned(yr + p0 + u * W);
-              for (index_t s = i0; s <= t; ++s) {
-                const Bt m(mrow[s]);
-                const float* xr = X + s * Pp + p0;
-                for (index_t u = 0; u < nb; ++u) acc[u] = xsimd::fma(m, Bt::load_aligned(xr + u * W), acc[u]);
-              }
-              for (index_t u = 0; u < nb; ++u) acc[u].store_aligned(yr + p0 + u * W);
-            }
-          }
-        }
+        // Y += M X, causal: row t never reads X[s > t] (0 * NaN would leak a NaN of x into earlier rows)
+        vec::gemm_lower<A>(q, Pp, 1.0f, {M, ldm, 1}, {X, Pp, 1}, 1.0f, {Y, Pp, 1});
         // state passing: S = e^{c_last} S + B^T (w o X), w_s = e^{c_last - c_s} dt'_s
         const Bt lh(ch[q - 1]), ll(cl[q - 1]);
         for (index_t s = 0; s < q; s += W) {
