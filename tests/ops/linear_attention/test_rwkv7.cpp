@@ -401,7 +401,7 @@ TEST_CASE("rwkv7: two workers over head groups == reference", "[rwkv7][threads]"
 
 TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-place and staged rows, decode",
           "[rwkv7][recurrent]") {
-  // visits of 16 tokens: T = 1, 16, 17 and 50 give visits of 1, 16, 16 + 1, 3 x 16 + 2 tokens; the decay laws
+  // visits of 32 tokens: T = 1, 32, 33 and 70 give visits of 1, 32, 32 + 1, 2 x 32 + 6 tokens; the decay laws
   // put row-scale folds at varying positions (before a visit, inside one, on its last token); -30 makes every
   // step explicit; a -40 channel every 5 tokens sends the fast set-up back to the careful one mid-sequence.
   // K = 64 with V = 64 reads and writes rows in place, V = 40 stages v and o, K = 20 stages all (tails).
@@ -409,7 +409,7 @@ TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-pl
   for (auto kv : {std::pair<index_t, index_t>{64, 64}, std::pair<index_t, index_t>{64, 40},
                   std::pair<index_t, index_t>{20, 24}}) {
     for (double wmin : {-0.6065, -1.7, -2.9, -30.0}) {
-      for (index_t T : {1, 16, 17, 50}) {
+      for (index_t T : {1, 32, 33, 70}) {
         rw_case c{.B = 1, .T = T, .H = 2, .K = kv.first, .V = kv.second, .h0 = (T % 2) == 1, .wmin = wmin};
         rw_inputs<float> in(c, ++seed);
         if (wmin == -0.6065)

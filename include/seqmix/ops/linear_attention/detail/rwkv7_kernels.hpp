@@ -269,7 +269,7 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
 
 /// Tokens per head visit of the RWKV-7 recurrence, and heads cycled through per pass over the sequence (their
 /// states stay in L2; their input rows at one token are contiguous). See docs/04b-delta-rules.md §4.
-inline constexpr index_t rwkv7_rec_rows = 16;
+inline constexpr index_t rwkv7_rec_rows = 32;
 inline constexpr index_t rwkv7_rec_heads = 64;
 /// Head visits ahead whose rows are prefetched (into L2) during a visit.
 inline constexpr index_t rwkv7_prefetch_visits = 2;
@@ -512,9 +512,9 @@ bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const 
   return true;
 }
 
-/// Row scales below this are folded into the state before a visit's fast set-up (16 steps of the layer's
-/// strongest decay, e^{-0.61} each, then stay far above lazy_decay_floor).
-inline constexpr float rwkv7_refold = 1e-6f;
+/// Row scales below this are folded into the state before a visit's fast set-up: rwkv7_rec_rows steps of the
+/// layer's strongest decay (e^{-0.61} each, e^{-19.4} for 32) then stay above lazy_decay_floor.
+inline constexpr float rwkv7_refold = 1e-3f;
 
 inline float rwkv7_min(const float* x, index_t n) noexcept {
   float m = 1.0f;
