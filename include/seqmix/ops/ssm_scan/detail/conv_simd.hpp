@@ -26,11 +26,11 @@ SEQMIX_ALWAYS_INLINE fbatch<A> conv_act(fbatch<A> v, bool silu) noexcept {
   return r[0];
 }
 
-/// Channel-first float outputs of at least this many bytes (an L3) are written with streaming stores: little
-/// of them would stay cached for the next layer, and an ordinary store first reads its line for ownership.
-/// Smaller outputs use ordinary stores (streaming measured 3-4% slower at 8 and 16 MiB, also for a layer
-/// reading them after). See docs/06-ssm-scans.md (causal conv1d).
-inline constexpr double conv_stream_min_bytes = 32.0 * (1 << 20);
+/// Channel-first float outputs of at least this many bytes (twice an L3) are written with streaming stores:
+/// none of them would stay cached for the next layer, and an ordinary store first reads its line for
+/// ownership. Smaller outputs use ordinary stores: streaming measured 3-4% slower at 8 and 16 MiB (also
+/// for a layer reading them after), mixed at 32 MiB, 2-7% faster at 64 MiB. See docs/06-ssm-scans.md §4.
+inline constexpr double conv_stream_min_bytes = 64.0 * (1 << 20);
 
 /// Streaming store of one batch to a width-aligned address (ordinary aligned store where the ISA has none).
 template <class A>
@@ -58,9 +58,9 @@ SEQMIX_ALWAYS_INLINE void stream_fence() noexcept {
 
 /// Full batches of one channel row from token t on: out[t..] = act(bias + sum_k w[k] x[t - (W-1) + k]) for
 /// t - (W-1) >= 0; returns the first token not done. Taps and the activation are template parameters
-/// (Wc = 0: any W) and everything lives in locals: with the loop in a lambda capturing by reference, every
-/// vector store (a may_alias type) forced the captured pointers and the loop index back through memory.
-/// Four batches per step: silu is a long dependency chain, so the four run in lockstep (detail/vmath.hpp).
+/// (Wc = 0: any W) and the loop state lives in locals: with the loop in an out-of-line lambda capturing by
+/// reference, every vector store (a may_alias type) forced the captures and the loop index back through
+/// memory. Several batches per step: silu is a long dependency chain, so they run in lockstep (vmath.hpp).
 template <class A, int Wc, bool Silu, bool Stream, class T>
 SEQMIX_ALWAYS_INLINE index_t conv_row_body(const T* SEQMIX_RESTRICT x, T* SEQMIX_RESTRICT out, index_t t,
                                            index_t len, const float* w, index_t Wr, float bias) noexcept {
@@ -71,9 +71,10 @@ SEQMIX_ALWAYS_INLINE index_t conv_row_body(const T* SEQMIX_RESTRICT x, T* SEQMIX
   if constexpr (Wc > 0)
     for (int k = 0; k < Wc; ++k) wv[k] = Bt(w[k]);
   const Bt bb(bias);
-  for (; t + 4 * V <= len; t += 4 * V) {
-    Bt acc[4];
-    for (int q = 0; q < 4; ++q) {
+  const auto step = [&](auto nb) {  // nb batches from t on, silu in lockstep
+    constexpr int NB = decltype(nb)::value;
+    Bt acc[NB];
+    for (int q = 0; q < NB; ++q) {
       const T* p = x + t + q * V - (W - 1);
       acc[q] = bb;
       if constexpr (Wc > 0) {
@@ -82,12 +83,17 @@ SEQMIX_ALWAYS_INLINE index_t conv_row_body(const T* SEQMIX_RESTRICT x, T* SEQMIX
         for (index_t k = 0; k < W; ++k) acc[q] = xsimd::fma(Bt(w[k]), load_w<A>(p + k), acc[q]);
       }
     }
-    if constexpr (Silu) lockstep::silu<A, 4>(acc);
-    for (int q = 0; q < 4; ++q) {
+    if constexpr (Silu) lockstep::silu<A, NB>(acc);
+    for (int q = 0; q < NB; ++q) {
       if constexpr (Stream) stream_store<A>(out + t + q * V, acc[q]);
       else store_n<A>(out + t + q * V, acc[q], V);
     }
-  }
+    t += NB * V;
+  };
+  // eight batches per step (silu's chain is ~80 cycles: eight in flight measured 7-15% faster than four
+  // with the rows in L3), then four, then one at a time
+  while (t + 8 * V <= len) step(std::integral_constant<int, 8>{});
+  if (t + 4 * V <= len) step(std::integral_constant<int, 4>{});
   for (; t + V <= len; t += V) {
     const T* p = x + t - (W - 1);
     Bt acc[1] = {bb};
