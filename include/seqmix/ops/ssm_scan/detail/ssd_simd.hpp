@@ -50,19 +50,14 @@ inline void read_row(const T* src, index_t s, index_t n, float* dst) noexcept {
 
 /// Prefetches n rows of `bytes` bytes each, `stride` elements apart (rows that a later step reads or
 /// writes with a large stride, which the hardware prefetchers do not follow).
-template <int Level = 0, class T>
+template <class T>
 SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t n, index_t bytes, bool write) noexcept {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
   // asm volatile: g++ 12 deletes loops whose only statements are __builtin_prefetch calls.
   (void)write;
   for (index_t r = 0; r < n; ++r) {
     const char* row = reinterpret_cast<const char*>(p + r * stride);
-    for (index_t o = 0; o < bytes; o += 64) {
-      if constexpr (Level == 0) asm volatile("prefetcht0 %0" : : "m"(row[o]));
-      else if constexpr (Level == 1) asm volatile("prefetcht1 %0" : : "m"(row[o]));
-      else if constexpr (Level == 2) asm volatile("prefetcht2 %0" : : "m"(row[o]));
-      else asm volatile("prefetchnta %0" : : "m"(row[o]));
-    }
+    for (index_t o = 0; o < bytes; o += 64) asm volatile("prefetcht0 %0" : : "m"(row[o]));
   }
 #elif defined(__GNUC__) || defined(__clang__)
   for (index_t r = 0; r < n; ++r) {
@@ -153,7 +148,6 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
   const index_t sxp = a.x.template stride<axis::P>(), szp = a.z ? a.z.template stride<axis::P>() : 0;
   const index_t sop = a.out.template stride<axis::P>();
   const index_t sxh = a.x.template stride<axis::H>(), szh = a.z ? a.z.template stride<axis::H>() : 0;
-  const index_t soh = a.out.template stride<axis::H>();
   const index_t sbn = a.B.template stride<axis::N>(), scn = a.C.template stride<axis::N>();
   // float rows read / written in place when contiguous and a whole number of batches
   const bool zdirect = std::is_same_v<T, float> && szp == 1 && P == Pp;
@@ -248,23 +242,21 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
           prefetch_rows(a.x.ptr(b, c0 + t + pf_dist, h0, 0), sxh, nh, row_bytes, false);
         for (index_t j = 0; j < nh; ++j) read_row(a.x.ptr(b, c0 + t, h0 + j, 0), sxp, P, Xs + (j * Q + t) * Pp);
       }
-      // The next block's x, out and z rows (qn * nh of each) are prefetched spread evenly over this block's
-      // two big products, a few rows after each register tile (vec::gemm's hook): they arrive while the FMA
-      // pipes are busy instead of stalling the staging and epilogue passes at DRAM latency. A cursor walks
-      // (array, token, head), pf_total rows over pf_steps tiles.
+      // The next block's x and z rows (qn * nh of each) are prefetched spread evenly over this block's two
+      // big products, a few rows after each register tile (vec::gemm's hook): they arrive while the FMA
+      // pipes are busy instead of stalling the staging and epilogue passes at DRAM latency (out needs no
+      // prefetch: stores do not stall). A cursor walks (array, token, head), pf_total rows over pf_steps
+      // tiles.
       const index_t cn = c0 + q, qn = cn < sg.t1 ? std::min(Q, sg.t1 - cn) : 0;
-      const index_t pf_total = (a.z ? 3 : 2) * qn * nh;
+      const index_t pf_arrays = a.z ? 2 : 1, pf_total = pf_arrays * qn * nh;
       const index_t pf_steps = nh * ((q + 5) / 6 + (N + 5) / 6) * ((Pp + 15) / 16);
       index_t pf_acc = 0, pf_arr = 0, pf_t = cn, pf_h = h0;
       auto prefetch_next = [&] {
-        for (pf_acc += pf_total; pf_acc >= pf_steps && pf_arr < 3; pf_acc -= pf_steps) {
-          const T* row = pf_arr == 0 ? a.x.ptr(b, pf_t, pf_h, 0)
-                         : pf_arr == 1 ? static_cast<const T*>(a.out.ptr(b, pf_t, pf_h, 0))
-                                       : a.z.ptr(b, pf_t, pf_h, 0);
-          prefetch_rows(row, 0, 1, row_bytes, pf_arr == 1);
+        for (pf_acc += pf_total; pf_acc >= pf_steps && pf_arr < pf_arrays; pf_acc -= pf_steps) {
+          prefetch_rows(pf_arr == 0 ? a.x.ptr(b, pf_t, pf_h, 0) : a.z.ptr(b, pf_t, pf_h, 0), 0, 1, row_bytes, false);
           if (++pf_h == h1) {
             pf_h = h0;
-            if (++pf_t == cn + qn) pf_t = cn, pf_arr += (pf_arr == 1 && !a.z) ? 2 : 1;
+            if (++pf_t == cn + qn) pf_t = cn, ++pf_arr;
           }
         }
       };
@@ -276,11 +268,36 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         const float* ch = chi + j * Qv;
         const float* cl = clo + j * Qv;
         const bool szero = zero_state[j] != 0;
-        // Y = diag(e^c) C S: what the state brings in
-        if (szero) {
-          std::fill(Y, Y + q * Pp, 0.0f);
-        } else {
-          vec::gemm<A>(q, Pp, N, 1.0f, {Cc, N, 1}, {Sh, ldS, 1}, 0.0f, {Y, Pp, 1}, prefetch_next);
+        // state passing: S' = e^{c_last} S + B^T (w o X), w_s = e^{c_last - c_s} dt'_s; and Y = C S (what the
+        // state brings in), both 16 columns of S at a time so that the panel stays in L1 between the two
+        const Bt lh(ch[q - 1]), ll(cl[q - 1]);
+        for (index_t s = 0; s < q; s += W) {
+          const Bt dd = (lh - Bt::load_aligned(ch + s)) + (ll - Bt::load_aligned(cl + s));
+          (vec::exp(dd) * Bt::load_aligned(d + s)).store_aligned(wv + s);
+        }
+        for (index_t t = 0; t < q; ++t) {
+          const Bt w(wv[t]);
+          for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(X + t * Pp + p) * w).store_aligned(Xw + t * Pp + p);
+        }
+        float decay = 0.0f;
+        bool kill = false;  // the decay underflows: S is multiplied by 0 explicitly (keeps a NaN state NaN)
+        if (!szero) {
+          decay = static_cast<float>(std::exp(static_cast<double>(ch[q - 1]) + cl[q - 1]));
+          kill = decay == 0.0f;
+          if (kill) decay = 1.0f;
+        }
+        if (szero) std::fill(Y, Y + q * Pp, 0.0f);
+        for (index_t j0 = 0; j0 < Pp; j0 += 16) {
+          const index_t nc = std::min<index_t>(16, Pp - j0);
+          if (!szero) vec::gemm<A>(q, nc, N, 1.0f, {Cc, N, 1}, {Sh + j0, ldS, 1}, 0.0f, {Y + j0, Pp, 1}, prefetch_next);
+          if (kill)
+            for (index_t n = 0; n < N; ++n)
+              for (index_t p = j0; p < j0 + nc; p += W)
+                (Bt::load_aligned(Sh + n * ldS + p) * Bt(0.0f)).store_aligned(Sh + n * ldS + p);
+          vec::gemm<A>(N, nc, q, 1.0f, {BT, ldb, 1}, {Xw + j0, Pp, 1}, decay, {Sh + j0, ldS, 1}, prefetch_next);
+        }
+        zero_state[j] = 0;
+        if (!szero) {
           for (index_t t = 0; t < q; t += W) {  // e^{hi + lo} = e^{hi} (1 + lo)
             const Bt l = Bt::load_aligned(cl + t);
             (vec::exp(Bt::load_aligned(ch + t)) * (Bt(1.0f) + l)).store_aligned(ec + t);
@@ -319,33 +336,11 @@ void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<s
         }
         // Y += M X, causal: row t never reads X[s > t] (0 * NaN would leak a NaN of x into earlier rows)
         vec::gemm_lower<A>(q, Pp, 1.0f, {M, ldm, 1}, {X, Pp, 1}, 1.0f, {Y, Pp, 1});
-        // state passing: S = e^{c_last} S + B^T (w o X), w_s = e^{c_last - c_s} dt'_s
-        const Bt lh(ch[q - 1]), ll(cl[q - 1]);
-        for (index_t s = 0; s < q; s += W) {
-          const Bt dd = (lh - Bt::load_aligned(ch + s)) + (ll - Bt::load_aligned(cl + s));
-          (vec::exp(dd) * Bt::load_aligned(d + s)).store_aligned(wv + s);
-        }
-        for (index_t t = 0; t < q; ++t) {
-          const Bt w(wv[t]);
-          for (index_t p = 0; p < Pp; p += W) (Bt::load_aligned(X + t * Pp + p) * w).store_aligned(Xw + t * Pp + p);
-        }
-        float decay = 0.0f;
-        if (!szero) {
-          decay = static_cast<float>(std::exp(static_cast<double>(ch[q - 1]) + cl[q - 1]));
-          if (decay == 0.0f) {  // keep NaN in S (gemm does not read C when beta == 0)
-            for (index_t i = 0; i < N * ldS; i += W) (Bt::load_aligned(Sh + i) * Bt(0.0f)).store_aligned(Sh + i);
-            decay = 1.0f;
-          }
-        }
-        vec::gemm<A>(N, Pp, q, 1.0f, {BT, ldb, 1}, {Xw, Pp, 1}, decay, {Sh, ldS, 1}, prefetch_next);
-        zero_state[j] = 0;
       }
       // y = Y + D x, z gate, store: token-major over the task's heads (z and out rows adjacent, as x)
       for (index_t t = 0; t < q; ++t) {
-        if (c0 == sg.t0 && t + pf_dist < q) {  // later blocks were prefetched during the previous one
-          if (a.z) prefetch_rows(a.z.ptr(b, c0 + t + pf_dist, h0, 0), szh, nh, row_bytes, false);
-          prefetch_rows(a.out.ptr(b, c0 + t + pf_dist, h0, 0), soh, nh, row_bytes, true);
-        }
+        if (a.z && c0 == sg.t0 && t + pf_dist < q)  // later blocks were prefetched during the previous one
+          prefetch_rows(a.z.ptr(b, c0 + t + pf_dist, h0, 0), szh, nh, row_bytes, false);
         for (index_t j = 0; j < nh; ++j) {
           const index_t h = h0 + j;
           const float* zs = zr;
