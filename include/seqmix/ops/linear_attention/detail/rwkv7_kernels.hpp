@@ -392,26 +392,34 @@ SEQMIX_ALWAYS_INLINE void rwkv7_sweep(index_t K, index_t Vp, float* S, const flo
   for (; c0 < Vp; c0 += W) rwkv7_sweep_block<1, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
 }
 
-/// h = S~^T x over the K rows (the projection of a visit's first token when no sweep carried it).
-template <class Arch>
-void rwkv7_project(index_t K, index_t Vp, const float* S, const float* x, float* h) noexcept {
+/// h = S~^T x over the K rows (the projection of a visit's first token when no sweep carried it): blocks of NB
+/// batches, even and odd rows in separate chains (2 NB chains in flight).
+template <int NB, class Arch>
+SEQMIX_ALWAYS_INLINE void rwkv7_project_block(index_t K, index_t Vp, const float* S, const float* x, float* h,
+                                              index_t c0) noexcept {
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
-  for (index_t c0 = 0; c0 < Vp; c0 += 2 * W) {
-    const int nb = c0 + 2 * W <= Vp ? 2 : 1;
-    bt a0[2] = {bt(0.0f), bt(0.0f)}, a1[2] = {bt(0.0f), bt(0.0f)};
-    index_t i = 0;
-    for (; i + 1 < K; i += 2) {
-      const bt x0(x[i]), x1(x[i + 1]);
-      for (int q = 0; q < nb; ++q) {
-        a0[q] = xsimd::fma(x0, bt::load_unaligned(S + i * Vp + c0 + q * W), a0[q]);
-        a1[q] = xsimd::fma(x1, bt::load_unaligned(S + (i + 1) * Vp + c0 + q * W), a1[q]);
-      }
+  bt a0[NB], a1[NB];
+  for (int q = 0; q < NB; ++q) a0[q] = a1[q] = bt(0.0f);
+  index_t i = 0;
+  for (; i + 1 < K; i += 2) {
+    const bt x0(x[i]), x1(x[i + 1]);
+    for (int q = 0; q < NB; ++q) {
+      a0[q] = xsimd::fma(x0, bt::load_unaligned(S + i * Vp + c0 + q * W), a0[q]);
+      a1[q] = xsimd::fma(x1, bt::load_unaligned(S + (i + 1) * Vp + c0 + q * W), a1[q]);
     }
-    if (i < K)
-      for (int q = 0; q < nb; ++q) a0[q] = xsimd::fma(bt(x[i]), bt::load_unaligned(S + i * Vp + c0 + q * W), a0[q]);
-    for (int q = 0; q < nb; ++q) (a0[q] + a1[q]).store_unaligned(h + c0 + q * W);
   }
+  if (i < K)
+    for (int q = 0; q < NB; ++q) a0[q] = xsimd::fma(bt(x[i]), bt::load_unaligned(S + i * Vp + c0 + q * W), a0[q]);
+  for (int q = 0; q < NB; ++q) (a0[q] + a1[q]).store_unaligned(h + c0 + q * W);
+}
+
+template <class Arch>
+void rwkv7_project(index_t K, index_t Vp, const float* S, const float* x, float* h) noexcept {
+  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+  index_t c0 = 0;
+  for (; c0 + 4 * W <= Vp; c0 += 4 * W) rwkv7_project_block<4, Arch>(K, Vp, S, x, h, c0);
+  for (; c0 < Vp; c0 += W) rwkv7_project_block<1, Arch>(K, Vp, S, x, h, c0);
 }
 
 /// Per-token set-up of a visit of c tokens (rows staged: wr, a in as, b in bs, k in ks, scaled r in rs), the
