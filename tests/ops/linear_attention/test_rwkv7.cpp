@@ -206,14 +206,16 @@ TEST_CASE("rwkv7: strided [B,H,T,D] inputs, two halves with state, varlen, decod
           for (index_t x = 0; x < c.K; ++x) rs.view()(b, t, h, x) = in.r.cview()(b, t, h, x);
           for (index_t x = 0; x < c.V; ++x) vs.view()(b, t, h, x) = in.v.cview()(b, t, h, x);
         }
-    auto o = tensor<float, bthv>::padded({c.B, c.T, c.H, c.V}, 1);
-    auto ht = tensor<float, nhkv>::padded({c.B, c.H, c.K, c.V}, 1);
-    auto a = in.args(o.view(), ht.view());
-    a.r = rs.cview();
-    a.v = vs.cview();
-    rwkv7(a, {.scale = 0.9f, .mode = linear_mode::chunk});
-    SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
-    SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+      auto o = tensor<float, bthv>::padded({c.B, c.T, c.H, c.V}, 1);
+      auto ht = tensor<float, nhkv>::padded({c.B, c.H, c.K, c.V}, 1);
+      auto a = in.args(o.view(), ht.view());
+      a.r = rs.cview();
+      a.v = vs.cview();
+      rwkv7(a, {.scale = 0.9f, .mode = m});
+      SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
+      SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
+    }
   }
   {  // two halves
     tensor<float, bthv> o({c.B, c.T, c.H, c.V});

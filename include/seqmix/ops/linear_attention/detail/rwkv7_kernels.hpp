@@ -480,12 +480,12 @@ bool rwkv7_prepare(rwkv7_rec_scratch& w, float* sig, index_t c, bool last_is_end
 }
 
 /// Set-up of a visit without folds or explicit steps (the common case), read in place from float rows
-/// (token i of x at x + i * ts; K a multiple of the padding): as_i = sigma a_i, sigma *= e^{w_i}, bs = b / sigma,
-/// ks = k / sigma, rs = scale sigma r, lane by lane with sigma in a register. Returns false, with sig unchanged,
+/// (token i of r, w, k, a, b at ts[0..4] elements times i; K a multiple of the padding): as_i = sigma a_i,
+/// sigma *= e^{w_i}, bs = b / sigma, ks = k / sigma, rs = scale sigma r, token by token. Returns false, with sig unchanged,
 /// when a decay or a row scale drops below the floor (the visit then takes rwkv7_prepare).
 template <class Arch>
 bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const float* wl, const float* k,
-                        const float* a, const float* b, index_t ts, index_t c, float scale,
+                        const float* a, const float* b, const index_t* ts, index_t c, float scale,
                         const float* a_next) noexcept {
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
@@ -495,7 +495,7 @@ bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const 
   bt mn(1.0f);
   std::copy(sig, sig + Kp, w.pre);
   for (index_t i = 0; i < c; ++i) {
-    const float *ri = r + i * ts, *wi = wl + i * ts, *ki = k + i * ts, *ai = a + i * ts, *bi = b + i * ts;
+    const float *ri = r + i * ts[0], *wi = wl + i * ts[1], *ki = k + i * ts[2], *ai = a + i * ts[3], *bi = b + i * ts[4];
     for (index_t j = 0; j < Kp; j += W) {
       const index_t q = i * Kp + j;
       bt sg = bt::load_unaligned(w.pre + j);
@@ -553,6 +553,8 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
   const bool f32 = std::is_same_v<T, float>;
   const bool in_place = f32 && sr == 1 && sw == 1 && sk == 1 && sa == 1 && sb == 1 && K == Kp;
   const bool v_in_place = f32 && sv == 1 && V == Vp, o_in_place = f32 && so == 1 && V == Vp;
+  const index_t tstr[5] = {p.r.template stride<axis::T>(), p.w.template stride<axis::T>(), p.k.template stride<axis::T>(),
+                           p.a.template stride<axis::T>(), p.b.template stride<axis::T>()};  // token strides
   auto prefetch = [&](index_t t, index_t h, index_t i0, index_t i1) {  // tokens t + [i0, i1) of head h
     for (index_t i = i0; i < std::min(i1, s.t1 - t); ++i) {
       rwkv7_prefetch(p.r.ptr(s.b, t + i, h, 0), K);
@@ -588,7 +590,7 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
           if (in_place && ahead)
             fast = rwkv7_prepare_fast<Arch>(w, sig, p.r.ptr(s.b, t, h, 0), p.w.ptr(s.b, t, h, 0),
                                             p.k.ptr(s.b, t, h, 0), p.a.ptr(s.b, t, h, 0), p.b.ptr(s.b, t, h, 0),
-                                            p.r.template stride<axis::T>(), c, scale, p.a.ptr(s.b, t + c, h, 0));
+                                            tstr, c, scale, p.a.ptr(s.b, t + c, h, 0));
         }
         if (!fast) {
           for (index_t i = 0; i < c; ++i) {
