@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <support/linear_attention_gated.hpp>
@@ -488,6 +489,32 @@ TEST_CASE("gated linear ops: two threads == one thread", "[linear_attention][thr
     REQUIRE(one.o.storage() == two.o.storage());
     REQUIRE(one.ht.storage() == two.ht.storage());
   }
+}
+
+TEST_CASE("gated linear ops: task grid (heads per task)", "[linear_attention][threads]") {
+  using linear_detail::gated_heads_per_task;
+  CHECK(gated_heads_per_task(1, 16, 1) == 16);         // one worker: all heads in one task
+  CHECK(gated_heads_per_task(1, 16, 2) == 8);          // one task per worker
+  CHECK(gated_heads_per_task(1, 32, 2) == 16);
+  CHECK(gated_heads_per_task(2, 16, 2) == 16);         // one sequence per worker
+  CHECK(gated_heads_per_task(3, 16, 2) == 8);          // 3 tasks would not divide: 6
+  CHECK(gated_heads_per_task(1, 16, 2, true) == 4);    // varlen: two tasks per worker
+  CHECK(gated_heads_per_task(1, 32, 16) == 2);
+  CHECK(gated_heads_per_task(1, 3, 2) == 2);
+  CHECK(gated_heads_per_task(1, 1, 2) == 1);
+  // three equal sequences on two threads (6 tasks) == one thread, bit for bit
+  rng r(28);
+  const gated_shape s{3, 200, 4, 64, 64};
+  gated_data<float> d(s, r);
+  outputs<float> one(s.B, s.T, s.H, s.K, s.V, s.B), two(s.B, s.T, s.H, s.K, s.V, s.B);
+  const auto in = d.inputs();
+  for (auto [ex, out] : {std::pair{any_executor(seq), &one}, std::pair{any_executor(par_t{2}), &two}}) {
+    rwkv6(rwkv6_args<float>{.r = in.q, .k = in.k, .v = in.v, .w = in.gk, .u = in.u, .initial_state = d.h0.cview(),
+                            .o = out->o.view(), .final_state = out->ht.view()},
+          {.mode = linear_mode::recurrent, .run = {.executor = ex}});
+  }
+  REQUIRE(one.o.storage() == two.o.storage());
+  REQUIRE(one.ht.storage() == two.ht.storage());
 }
 
 TEST_CASE("gated linear ops: NaN in one head stays in that head", "[linear_attention][nan]") {
