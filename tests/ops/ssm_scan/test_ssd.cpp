@@ -74,8 +74,8 @@ TEST_CASE("ssd: chunk == recurrent at several chunk sizes, odd P and N", "[ssm][
 
 TEST_CASE("ssd: chunked head blocks, P = 64, odd P and N, block edges, 1 and 3 workers", "[ssm][ssd]") {
   // the chunked kernel passes the state every min(chunk, 48) tokens and splits a group's heads into blocks
-  // (at most 16, at least two tasks per worker): H/G = 9 (1 worker) and 10 (3 workers) make two head blocks,
-  // one partial; P = 64 pads the state rows, P = 12 and N = 20 / 7 leave GEMM tails, L = 47..97 puts block
+  // (at most 16, one task per worker): H/G = 10 with 3 workers makes three head blocks, one partial (1
+  // worker: one block; test_ssd_blocks.cpp has 16-head blocks); P = 64 pads the state rows, P = 12 and N = 20 / 7 leave GEMM tails, L = 47..97 puts block
   // edges on and next to the end
   struct shape {
     index_t Bn, L, H, P, G, N;

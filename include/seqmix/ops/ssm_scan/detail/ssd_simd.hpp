@@ -106,9 +106,11 @@ inline constexpr index_t ssd_block = 48;
 /// Most heads one chunked task keeps (their states, 40 KiB each at N = 128, P = 64, stay in a 1 MiB L2).
 inline constexpr index_t ssd_max_heads_per_task = 16;
 
-/// Heads per chunked-SSD task: at most ssd_max_heads_per_task, and enough tasks for the workers.
+/// Heads per chunked-SSD task: at most ssd_max_heads_per_task, and one task per worker (more, smaller
+/// blocks read shorter runs of each token's rows and recompute C B^T more often: two 8-head tasks per
+/// worker ran 2 threads ~1 ms slower than one 16-head task each, docs/06 §6).
 inline index_t ssd_heads_per_task(index_t HG, index_t tasks_outer, int workers) noexcept {
-  const index_t want = (2 * workers + tasks_outer - 1) / tasks_outer;
+  const index_t want = (workers + tasks_outer - 1) / tasks_outer;
   const index_t nhb = std::max((HG + ssd_max_heads_per_task - 1) / ssd_max_heads_per_task, std::min(HG, want));
   return (HG + nhb - 1) / nhb;
 }
