@@ -116,9 +116,10 @@ inline index_t ssd_heads_per_task(index_t HG, index_t tasks_outer, int workers) 
 }
 
 /// Chunked SSD. A task owns (segment, group, block of HB heads) and walks the segment in blocks of Q tokens:
-/// C, B, C B^T and every head's dt' and decays once per block; then per head the inter-block term C S,
-/// the causal in-block term (L o C B^T) X and the state update B^T (w o X) on vec::gemm, and D, the z
-/// gate and the store. See docs/06-ssm-scans.md §2.
+/// C, B, C B^T, every head's dt' and decays and the block's x (token-major) once per block; then per head
+/// C S and the state update B^T (w o X) on vec::gemm (16 columns of S at a time; the next block's x and z
+/// rows prefetched through its after-tile hook) and the causal in-block term (L o C B^T) X on
+/// vec::gemm_lower; then D, the z gate and the store, token-major. See docs/06-ssm-scans.md §2.
 template <class Arch, class T>
 void ssd_chunked(const ssd_args<T>& a, const ssd_options& o, const std::vector<segment>& segs) {
   using A = Arch;
