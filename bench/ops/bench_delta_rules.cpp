@@ -64,6 +64,12 @@ void BM_delta_rules_gdn(benchmark::State& st, linear_mode mode) {
                       static_cast<double>(T));
 }
 
+void BM_delta_rules_gdn_perkey(benchmark::State& st, linear_mode mode) {
+  delta_detail::recurrent_per_key_path = true;
+  BM_delta_rules_gdn(st, mode);
+  delta_detail::recurrent_per_key_path = false;
+}
+
 // DeltaNet: H heads, K = V, beta in (0,1), l2norm.
 void BM_delta_rules_delta_rule(benchmark::State& st, linear_mode mode) {
   const index_t H = st.range(0), K = st.range(1), V = st.range(1), T = st.range(2);
@@ -182,6 +188,18 @@ void shapes_hk(benchmark::internal::Benchmark* b, std::int64_t H, std::int64_t K
 
 BENCHMARK_CAPTURE(BM_delta_rules_gdn, chunk, linear_mode::chunk)->Apply([](auto* b) { shapes_gdn(b, 65536); });
 BENCHMARK_CAPTURE(BM_delta_rules_gdn, recurrent, linear_mode::recurrent)->Apply([](auto* b) { shapes_gdn(b, 4096); });
+// Qwen3-Next's GVA (HV = 2 H) at T = 2048, and the per-key-gate recurrence run on scalar gates (A/B of the
+// scalar path, docs/04b §4).
+BENCHMARK_CAPTURE(BM_delta_rules_gdn, recurrent, linear_mode::recurrent)
+    ->ArgNames({"H", "HV", "K", "T", "threads"})
+    ->ArgsProduct({{16}, {32}, {128}, {2048}, bench::thread_sweep()})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_delta_rules_gdn_perkey, recurrent_perkey_path, linear_mode::recurrent)
+    ->ArgNames({"H", "HV", "K", "T", "threads"})
+    ->ArgsProduct({{16}, {16, 32}, {128}, {2048}, bench::thread_sweep()})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_delta_rules_delta_rule, chunk, linear_mode::chunk)->Apply([](auto* b) { shapes_hk(b, 16, 128, 8192); });
 BENCHMARK_CAPTURE(BM_delta_rules_delta_rule, recurrent, linear_mode::recurrent)->Apply([](auto* b) { shapes_hk(b, 16, 128, 2048); });
 BENCHMARK_CAPTURE(BM_delta_rules_rwkv7, chunk, linear_mode::chunk)->Apply([](auto* b) { shapes_hk(b, 32, 64, 65536); });

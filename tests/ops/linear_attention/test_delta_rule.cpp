@@ -617,3 +617,27 @@ TEST_CASE("gated_delta_rule: two workers over head groups == reference", "[gated
     SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht_ref.cview(), testing::tolerance<float>(c.T));
   }
 }
+
+TEST_CASE("gated_delta_rule: scalar-gate recurrence == per-key path == reference (folds on either token of a pair)",
+          "[gated_delta_rule][recurrent][scalar]") {
+  // g = -13.9 twice in a row drops sigma below the 1e-12 floor inside a pair; at odd / even t the fold lands on
+  // the first or the second token of a pair; -inf and 0 gates; K, V not multiples of 8; GVA 2:1; odd T.
+  std::uint64_t seed = 900;
+  for (index_t first : {5, 6}) {
+    gdn_case c{.B = 2, .T = 71, .H = 1, .HV = 2, .K = 20, .V = 12, .gt = gate::scalar, .h0 = true, .l2 = true};
+    gdn_inputs<float> in(c, ++seed);
+    for (index_t t = first; t + 1 < c.T; t += 13) {
+      in.g.view()(0, t, 0) = -13.9f;
+      in.g.view()(0, t + 1, 0) = -13.9f;
+      in.g.view()(1, t, 1) = 0.0f;
+    }
+    in.g.view()(1, first + 20, 0) = -std::numeric_limits<float>::infinity();
+    const auto ref = gdn_reference(in);
+    for (bool per_key : {false, true}) {
+      INFO("first " << first << " per-key path " << per_key);
+      delta_detail::recurrent_per_key_path = per_key;
+      gdn_check_fast(in, ref, linear_mode::recurrent, 0);
+      delta_detail::recurrent_per_key_path = false;
+    }
+  }
+}

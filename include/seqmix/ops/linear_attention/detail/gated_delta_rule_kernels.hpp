@@ -285,6 +285,117 @@ void gdr_pair_pass(index_t K, index_t Vp, float* S, const float* ku0, const floa
     gdr_pair_block<1, Update, Proj, Arch>(K, Vp, S, ku0, ku1, u0, u1, x[0], x[1], x[2], x[3], P, c0);
 }
 
+/// A/B switch while tuning: the per-key path for scalar gates too.
+inline bool recurrent_per_key_path = false;
+
+/// gdr_recurrent_rows for a scalar gate (or none): the decay and the lazy scale sigma are scalars, so the
+/// pair pass reads the k / q rows as they are and the scalars move to the V side (docs/04b §4): the update
+/// adds k_t (u_t / sigma_t)^T, the projections S~^T k_t, S~^T q_t are scaled by sigma_t when used. No
+/// per-key coefficient rows, no divides but one per token.
+template <class Arch, class T>
+void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
+  float* dec = w.G;  // decays of the c tokens (1 without a gate)
+  if (p.g) {
+    std::copy(w.graw, w.graw + c, dec);
+    exp_inplace<Arch>(dec, c);
+  } else {
+    std::fill(dec, dec + c, 1.0f);
+  }
+  float sg = 1.0f;
+  auto materialize = [&] {
+    if (sg != 1.0f) scal<Arch>(K * Vp, sg, w.S);
+    sg = 1.0f;
+  };
+  float* P = w.rec + 8 * Kp;
+  float* Pn = P + 4 * Vp;
+  float *u0 = Pn + 4 * Vp, *u1 = u0 + Vp;
+  auto dot = [&](const float* a, const float* b2) {
+    bt acc0(0.0f), acc1(0.0f);
+    index_t x = 0;
+    for (; x + 2 * W <= Kp; x += 2 * W) {
+      acc0 = xsimd::fma(bt::load_unaligned(a + x), bt::load_unaligned(b2 + x), acc0);
+      acc1 = xsimd::fma(bt::load_unaligned(a + x + W), bt::load_unaligned(b2 + x + W), acc1);
+    }
+    for (; x < Kp; x += W) acc0 = xsimd::fma(bt::load_unaligned(a + x), bt::load_unaligned(b2 + x), acc0);
+    return vec::hsum(acc0 + acc1);
+  };
+  auto rows = [&](index_t i, const float** x) {
+    x[0] = w.k + i * Kp;
+    x[1] = w.k + (i + 1) * Kp;
+    x[2] = w.q + i * Kp;
+    x[3] = w.q + (i + 1) * Kp;
+  };
+  const float* xs[4];
+  bool has_proj = false;
+  index_t i = 0;
+  while (i < c) {
+    bool pair = i + 1 < c;
+    const float di = dec[i], dn = pair ? dec[i + 1] : di;
+    if (pair && !(sg * di * dn >= lazy_decay_floor)) {
+      materialize();  // projections of the true state are unchanged
+      pair = sg * di * dn >= lazy_decay_floor;
+    }
+    if (!pair) {
+      // one token, explicit decay: pred = S^T (d k); S = d S + k u^T; o = S^T q
+      materialize();
+      float *kd = w.t1, *dv = w.t3;
+      const float* k = w.k + i * Kp;
+      std::fill(dv, dv + Kp, di);
+      for (index_t a = 0; a < Kp; ++a) kd[a] = di * k[a];
+      const float* betav = p.beta ? nullptr : w.betav + i * Vp;
+      index_t c0 = 0;
+      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+        gdr_step_block<4, false, Arch>(K, Vp, w.S, dv, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      for (; c0 < Vp; c0 += W)
+        gdr_step_block<1, false, Arch>(K, Vp, w.S, dv, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      has_proj = false;
+      ++i;
+      continue;
+    }
+    // sigma after tokens i and i + 1
+    const float A = sg * di, B = A * dn;
+    if (!has_proj) {
+      rows(i, xs);
+      gdr_pair_pass<false, true, Arch>(K, Vp, w.S, xs[0], xs[1], u0, u1, xs, P);
+    }
+    const float *k0 = w.k + i * Kp, *k1 = w.k + (i + 1) * Kp, *q0 = w.q + i * Kp, *q1 = w.q + (i + 1) * Kp;
+    const float c1 = dn * dot(k0, k1), c2 = dot(k0, q0), c3 = dn * dot(k0, q1), c4 = dot(k1, q1);
+    {
+      const bt C1(c1), C2(c2), C3(c3), C4(c4), B0(w.beta[i]), B1(w.beta[i + 1]), SA(A), SB(B);
+      const bt RA(1.0f / A), RB(1.0f / B);
+      const float *v0 = w.v + i * Vp, *v1 = w.v + (i + 1) * Vp;
+      const float *bv0 = p.beta ? nullptr : w.betav + i * Vp, *bv1 = p.beta ? nullptr : w.betav + (i + 1) * Vp;
+      float *o0 = w.o + i * Vp, *o1 = w.o + (i + 1) * Vp;
+      for (index_t x = 0; x < Vp; x += W) {
+        const bt be0 = bv0 ? bt::load_unaligned(bv0 + x) : B0, be1 = bv1 ? bt::load_unaligned(bv1 + x) : B1;
+        const bt U0 = be0 * xsimd::fnma(SA, bt::load_unaligned(P + x), bt::load_unaligned(v0 + x));
+        const bt U1 = be1 * (bt::load_unaligned(v1 + x) - xsimd::fma(C1, U0, SB * bt::load_unaligned(P + Vp + x)));
+        (U0 * RA).store_unaligned(u0 + x);
+        (U1 * RB).store_unaligned(u1 + x);
+        xsimd::fma(C2, U0, SA * bt::load_unaligned(P + 2 * Vp + x)).store_unaligned(o0 + x);
+        xsimd::fma(C4, U1, xsimd::fma(C3, U0, SB * bt::load_unaligned(P + 3 * Vp + x))).store_unaligned(o1 + x);
+      }
+    }
+    // the next pair's projections, in the current base, when both tokens follow and stay above the floor
+    const bool proj = i + 3 < c && B * dec[i + 2] * dec[i + 3] >= lazy_decay_floor;
+    if (proj) {
+      rows(i + 2, xs);
+      gdr_pair_pass<true, true, Arch>(K, Vp, w.S, k0, k1, u0, u1, xs, Pn);
+      std::swap(P, Pn);
+    } else {
+      gdr_pair_pass<true, false, Arch>(K, Vp, w.S, k0, k1, u0, u1, xs, Pn);
+    }
+    sg = B;
+    has_proj = proj;
+    i += 2;
+    pf.step();
+  }
+  materialize();
+}
+
 /// Token recurrence over the c loaded rows (float32 state in w.S), two tokens per pass over the state
 /// (docs/04b-delta-rules.md §4). The state is kept as S~ = diag(sigma)^{-1} S; with kd = sigma' k,
 /// ku = k / sigma', qd = sigma' q, the projections Pk_j = S~^T kd_j, Pq_j = S~^T qd_j of the state before
@@ -296,6 +407,7 @@ void gdr_pair_pass(index_t K, index_t Vp, float* S, const float* ku0, const floa
 /// Odd tails and steps whose decay is below the floor run one token at a time (explicit multiply).
 template <class Arch, class T>
 void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf = {}) noexcept {
+  if (!p.gk && !recurrent_per_key_path) return gdr_recurrent_rows_scalar<Arch>(p, w, c, pf);
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
