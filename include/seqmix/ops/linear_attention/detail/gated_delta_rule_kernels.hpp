@@ -153,15 +153,55 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
   }
 }
 
-/// Prefetches tokens [t, t + c) of value head j (contiguous feature rows only).
+/// Input rows of a later head visit, prefetched into L2 a few tokens per token pair of the current visit (a
+/// burst at visit start stalls on the miss buffers; asm volatile: g++ 12 deletes loops made only of
+/// __builtin_prefetch, which left gdr_prefetch empty).
+struct gdr_row_trickle {
+  const char* base[4] = {};
+  index_t stride[4] = {}, bytes[4] = {};
+  int n = 0;
+  index_t rows = 0, per_step = 0, done = 0;
+  /// Rows from row0 (element type E), token stride st, unit inner stride only.
+  template <class E>
+  void add(const E* row0, index_t inner_stride, index_t st, index_t len) noexcept {
+    if (inner_stride != 1 || n == 4 || len <= 0) return;
+    base[n] = reinterpret_cast<const char*>(row0);
+    stride[n] = st * static_cast<index_t>(sizeof(E));
+    bytes[n] = len * static_cast<index_t>(sizeof(E));
+    ++n;
+  }
+  SEQMIX_ALWAYS_INLINE static void line(const char* a) noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    asm volatile("prefetcht1 %0" : : "m"(*a));
+#elif defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(a, 0, 2);
+#else
+    (void)a;
+#endif
+  }
+  SEQMIX_ALWAYS_INLINE void step() noexcept {
+    for (const index_t e = std::min(rows, done + per_step); done < e; ++done) {
+      for (int a = 0; a < n; ++a) {
+        const char* row = base[a] + done * stride[a];
+        for (index_t off = 0; off < bytes[a]; off += 64) line(row + off);
+        line(row + bytes[a] - 1);  // rows not 64-byte aligned
+      }
+    }
+  }
+};
+
+/// The input rows of tokens [t, t + c) of value head j, to trickle in over `steps` token pairs.
 template <class T>
-void gdr_prefetch(const gdr_problem<T>& p, index_t b, index_t t, index_t c, index_t j) noexcept {
+gdr_row_trickle gdr_prefetch(const gdr_problem<T>& p, index_t b, index_t t, index_t c, index_t j, index_t steps) noexcept {
+  gdr_row_trickle r;
   const index_t hq = j / p.group();
-  if (p.q.template stride<axis::K>() == 1) prefetch_rows(p.q.ptr(b, t, hq, 0), p.q.template stride<axis::T>(), c, p.K);
-  if (p.k.template stride<axis::K>() == 1) prefetch_rows(p.k.ptr(b, t, hq, 0), p.k.template stride<axis::T>(), c, p.K);
-  if (p.v.template stride<axis::V>() == 1) prefetch_rows(p.v.ptr(b, t, j, 0), p.v.template stride<axis::T>(), c, p.V);
-  if (p.gk && p.gk.template stride<axis::K>() == 1)
-    prefetch_rows(p.gk.ptr(b, t, j, 0), p.gk.template stride<axis::T>(), c, p.K);
+  r.add(p.q.ptr(b, t, hq, 0), p.q.template stride<axis::K>(), p.q.template stride<axis::T>(), p.K);
+  r.add(p.k.ptr(b, t, hq, 0), p.k.template stride<axis::K>(), p.k.template stride<axis::T>(), p.K);
+  r.add(p.v.ptr(b, t, j, 0), p.v.template stride<axis::V>(), p.v.template stride<axis::T>(), p.V);
+  if (p.gk) r.add(p.gk.ptr(b, t, j, 0), p.gk.template stride<axis::K>(), p.gk.template stride<axis::T>(), p.K);
+  r.rows = c;
+  r.per_step = steps > 0 ? (c + steps - 1) / steps : c;
+  return r;
 }
 
 /// One column block (NB batches from column c0) of a recurrent step for row i:
@@ -293,7 +333,8 @@ inline bool recurrent_per_key_path = false;
 /// adds k_t (u_t / sigma_t)^T, the projections S~^T k_t, S~^T q_t are scaled by sigma_t when used. No
 /// per-key coefficient rows, no divides but one per token.
 template <class Arch, class T>
-void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf) noexcept {
+void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf,
+                               gdr_row_trickle* rpf) noexcept {
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
@@ -392,6 +433,7 @@ void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t 
     has_proj = proj;
     i += 2;
     pf.step();
+    if (rpf) rpf->step();
   }
   materialize();
 }
@@ -406,8 +448,9 @@ void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t 
 /// projections: 3 FMAs per state element and token, and the state read and written once per two tokens.
 /// Odd tails and steps whose decay is below the floor run one token at a time (explicit multiply).
 template <class Arch, class T>
-void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf = {}) noexcept {
-  if (!p.gk && !recurrent_per_key_path) return gdr_recurrent_rows_scalar<Arch>(p, w, c, pf);
+void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf = {},
+                        gdr_row_trickle* rpf = nullptr) noexcept {
+  if (!p.gk && !recurrent_per_key_path) return gdr_recurrent_rows_scalar<Arch>(p, w, c, pf, rpf);
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
@@ -539,6 +582,7 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, tric
     has_proj = proj;
     i += 2;
     pf.step();
+    if (rpf) rpf->step();
   }
   materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
 }
@@ -730,17 +774,20 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
     for (index_t j = j0; j < j1; ++j) {
       w.S = states + (j - j0) * KV;
       gdr_load_chunk<Arch>(p, w, s.b, t, c, j, scale);
+      // the inputs of the visit prefetch_heads ahead (wrapping into the next chunk) trickle into L2 during
+      // this visit, a token's rows or two per token pair
+      gdr_row_trickle rpf;
       if (c > 1) {
         const index_t jp = j + prefetch_heads;
         if (jp < j1) {
-          gdr_prefetch(p, s.b, t, c, jp);
+          rpf = gdr_prefetch(p, s.b, t, c, jp, c / 2);
         } else if (const index_t cn = std::min(Ce, s.t1 - t - c); cn > 0 && j0 + (jp - j1) < j1) {
-          gdr_prefetch(p, s.b, t + c, cn, j0 + (jp - j1));
+          rpf = gdr_prefetch(p, s.b, t + c, cn, j0 + (jp - j1), c / 2);
         }
       }
       // the next head's state streams into L2 during this visit
       const trickle_prefetch pf(j + 1 < j1 ? states + (j + 1 - j0) * KV : states, j + 1 < j1 ? KV : 0, c / 2);
-      if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c, pf);
+      if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c, pf, &rpf);
       for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
     }
   }
