@@ -12,6 +12,7 @@
 
 #include "../../../config.hpp"
 #include "../../../core/dtype.hpp"
+#include "../../../simd/prefetch.hpp"
 #include "kernels.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -60,8 +61,7 @@ SEQMIX_ALWAYS_INLINE void pin(__m256& x) noexcept {
 /// Prefetches the 64-byte lines of [p, p + bytes) into L2 (T0 would fill L1 with a whole tile ahead and
 /// evict q and the scores: 2x slower at Tkv = 8192 on this machine).
 SEQMIX_ALWAYS_INLINE void prefetch_span(const void* p, std::size_t bytes) noexcept {
-  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p), e = a + bytes;
-  for (std::uintptr_t l = a & ~std::uintptr_t{63}; l < e; l += 64) _mm_prefetch(reinterpret_cast<const char*>(l), _MM_HINT_T1);
+  vec::prefetch_bytes<vec::prefetch_hint::l2>(p, bytes);
 }
 
 /// s[r * block_k + c] = q_r . k_c for R rows (q rows ldq apart) and 3 keys (nk <= 3 of them stored).

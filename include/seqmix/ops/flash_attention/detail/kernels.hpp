@@ -20,6 +20,7 @@
 #include "../../../config.hpp"
 #include "../../../core/dtype.hpp"
 #include "../../../simd/math.hpp"
+#include "../../../simd/prefetch.hpp"
 #include "../policies.hpp"
 
 namespace seqmix::detail::fa {
@@ -151,16 +152,7 @@ inline bool pack_v(RowFn row, index_t nk, index_t Dv, index_t vstride, index_t D
 /// Prefetches n rows of `bytes` bytes each (row(j) gives the first element) into L1 / L2.
 template <class RowFn>
 inline void prefetch_rows(RowFn row, index_t n, std::size_t bytes) noexcept {
-#if defined(__SSE__)
-  for (index_t j = 0; j < n; ++j) {
-    const char* p = reinterpret_cast<const char*>(row(j));
-    for (std::size_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
-  }
-#else
-  (void)row;
-  (void)n;
-  (void)bytes;
-#endif
+  for (index_t j = 0; j < n; ++j) vec::prefetch_bytes<vec::prefetch_hint::l2>(row(j), bytes);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include "../../../config.hpp"
 #include "../../../core/dtype.hpp"
 #include "../../../simd/load_store.hpp"
+#include "../../../simd/prefetch.hpp"
 
 namespace seqmix::delta_detail {
 
@@ -249,18 +250,8 @@ SEQMIX_ALWAYS_INLINE void st_row(T* p, index_t stride, index_t n, const float* s
 /// next chunk's inputs (one row per 4 KiB page in [B,T,H,D] layouts) stream in while this chunk computes.
 template <class T>
 SEQMIX_ALWAYS_INLINE void prefetch_rows(const T* p, index_t stride, index_t rows, index_t n) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  const index_t bytes = n * static_cast<index_t>(sizeof(T));
-  for (index_t r = 0; r < rows; ++r) {
-    const char* row = reinterpret_cast<const char*>(p + r * stride);
-    for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 1);
-  }
-#else
-  (void)p;
-  (void)stride;
-  (void)rows;
-  (void)n;
-#endif
+  for (index_t r = 0; r < rows; ++r)
+    vec::prefetch_bytes<vec::prefetch_hint::l3>(p + r * stride, static_cast<std::size_t>(n) * sizeof(T));
 }
 
 /// Prefetches a block (the next head's state) into L2 a few lines at a time, spread over a head visit.
@@ -272,11 +263,7 @@ struct trickle_prefetch {
       : p(reinterpret_cast<const char*>(block)), lines((floats * 4 + 63) / 64),
         per_step(steps > 0 ? (lines + steps - 1) / steps : lines) {}
   SEQMIX_ALWAYS_INLINE void step() noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    for (index_t e = std::min(lines, done + per_step); done < e; ++done) __builtin_prefetch(p + done * 64, 0, 2);
-#else
-    done = lines;
-#endif
+    for (index_t e = std::min(lines, done + per_step); done < e; ++done) vec::prefetch(p + done * 64);
   }
 };
 

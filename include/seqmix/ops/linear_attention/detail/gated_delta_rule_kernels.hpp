@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../../../simd/prefetch.hpp"
 #include "../../../simd/reduce.hpp"
 #include "gated_delta_rule_problem.hpp"
 
@@ -154,7 +155,7 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
 }
 
 /// Input rows of a later head visit, prefetched into L2 a few tokens per token pair of the current visit (a
-/// burst at visit start stalls on the miss buffers; asm volatile: g++ 12 deletes loops made only of
+/// burst at visit start stalls on the miss buffers; vec::prefetch, since g++ 12 deletes loops made only of
 /// __builtin_prefetch, which left gdr_prefetch empty).
 struct gdr_row_trickle {
   const char* base[4] = {};
@@ -170,15 +171,7 @@ struct gdr_row_trickle {
     bytes[n] = len * static_cast<index_t>(sizeof(E));
     ++n;
   }
-  SEQMIX_ALWAYS_INLINE static void line(const char* a) noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    asm volatile("prefetcht1 %0" : : "m"(*a));
-#elif defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(a, 0, 2);
-#else
-    (void)a;
-#endif
-  }
+  SEQMIX_ALWAYS_INLINE static void line(const char* a) noexcept { vec::prefetch(a); }
   SEQMIX_ALWAYS_INLINE void step() noexcept {
     for (const index_t e = std::min(rows, done + per_step); done < e; ++done) {
       for (int a = 0; a < n; ++a) {

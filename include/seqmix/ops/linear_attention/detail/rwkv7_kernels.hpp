@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "../../../simd/math.hpp"
+#include "../../../simd/prefetch.hpp"
 #include "gated_delta_rule_kernels.hpp"
 #include "rwkv7_reference.hpp"
 
@@ -319,26 +320,12 @@ struct rwkv7_rec_scratch {
 inline constexpr unsigned char rwkv7_explicit = 1;  // the step multiplies by its decay (sigma = 1 around it)
 inline constexpr unsigned char rwkv7_fold = 2;      // the step stores diag(sigma) S~: sigma = 1 after it
 
-/// Prefetches n elements from p into L2, or with Write into L1 for writing (asm, so the loop is never dropped
-/// as side-effect free).
+/// Prefetches the n elements from p (every line: malloc'd rows often start 16 bytes past one) into L2, or
+/// with Write into L1 for writing.
 template <bool Write = false, class T>
 SEQMIX_ALWAYS_INLINE void rwkv7_prefetch(const T* p, index_t n) noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-  // every line the row touches: malloc'd rows often start 16 bytes past a line (5 lines per 256 bytes)
-  const auto first = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63};
-  const char* c = reinterpret_cast<const char*>(first);
-  const index_t bytes = static_cast<index_t>(reinterpret_cast<std::uintptr_t>(p + n) - first);
-  for (index_t o = 0; o < bytes; o += 64) {
-    if constexpr (Write) {
-      asm volatile("prefetchw %0" : : "m"(c[o]));
-    } else {
-      asm volatile("prefetcht1 %0" : : "m"(c[o]));
-    }
-  }
-#else
-  (void)p;
-  (void)n;
-#endif
+  vec::prefetch_bytes<Write ? vec::prefetch_hint::write : vec::prefetch_hint::l2>(
+      p, static_cast<std::size_t>(n) * sizeof(T));
 }
 
 /// One column block (NB batches from c0) of a fused RWKV-7 step on S~ (row scales outside):

@@ -11,6 +11,7 @@
 #include "../../../core/backend.hpp"
 #include "../../../runtime/parallel_for.hpp"
 #include "../../../runtime/workspace.hpp"
+#include "../../../simd/prefetch.hpp"
 #include "args.hpp"
 #include "segments.hpp"
 #include "vmath.hpp"
@@ -70,24 +71,18 @@ inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc,
 /// Prefetches rows v(c, t0..t0+n), c < nc, into L2 when they are contiguous: the next tile's u, delta, z
 /// (and out, for writing) are requested while this tile is scanned; 32 concurrent row streams are too
 /// many for the hardware prefetchers (without this: +3.5 ms of 25 at D=2048 T=2048). Not into L1: rows
-/// 2^k apart share L1 sets (measured 15% slower). Always inlined: out of line, g++ finds the function free
-/// of side effects (prefetches do not count) and deletes the calls.
+/// 2^k apart share L1 sets (measured 15% slower).
 template <class T>
 SEQMIX_ALWAYS_INLINE void prefetch_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc, index_t t0, index_t n,
                                         bool write = false) noexcept {
   if (!v || n <= 0 || v.template stride<axis::L>() != 1) return;
   const index_t sd = v.template stride<axis::D>();
   const char* base = reinterpret_cast<const char*>(v.ptr(b, d0, t0));
-  const index_t bytes = n * static_cast<index_t>(sizeof(T));
+  const auto bytes = static_cast<std::size_t>(n) * sizeof(T);
   for (index_t c = 0; c < nc; ++c) {
     const char* row = base + c * sd * static_cast<index_t>(sizeof(T));
-    if (write) {
-      for (index_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 1, 2);
-      __builtin_prefetch(row + bytes - 1, 1, 2);
-    } else {
-      for (index_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 2);
-      __builtin_prefetch(row + bytes - 1, 0, 2);  // last line of a row not 64-byte aligned
-    }
+    if (write) vec::prefetch_bytes<vec::prefetch_hint::write>(row, bytes);
+    else vec::prefetch_bytes<vec::prefetch_hint::l2>(row, bytes);
   }
 }
 
