@@ -15,20 +15,6 @@
 
 namespace seqmix::linear_detail {
 
-/// Heads per task: a task walks the chunks of one sequence for a group of heads, heads inner, so that
-/// every page of a [B,T,H,D] input row is used by the whole group while it is hot in the TLB and caches
-/// (one head per task touches one page per token and runs 1.5x slower at H = 16, K = 64). Equal sequences
-/// that split evenly take one task per worker (the larger groups measured 3% faster at two threads than
-/// two tasks per worker: GLA H=16 4.2 vs 4.3 ms, RWKV-6 H=32 9.0 vs 9.3 ms); otherwise (varlen, or
-/// sequences that do not divide among the workers) two tasks per worker, handed out dynamically.
-inline index_t gated_heads_per_task(index_t N, index_t H, int workers, bool varlen = false) noexcept {
-  const index_t w = std::max(1, workers), n = std::max<index_t>(N, 1);
-  index_t groups = std::clamp<index_t>((w + n - 1) / n, 1, H);
-  const index_t tasks = n * ((H + (H + groups - 1) / groups - 1) / ((H + groups - 1) / groups));
-  if (varlen || tasks % w != 0) groups = std::clamp<index_t>((2 * w + n - 1) / n, 1, H);
-  return (H + groups - 1) / groups;
-}
-
 /// Sequences of at least this many tokens run the rescaled recurrence (its final fold costs about one
 /// token); shorter ones (decode steps) the plain step.
 inline constexpr index_t rescaled_min_length = 4;
@@ -45,7 +31,7 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
   const bool small = 3.0 * static_cast<double>(tokens * H * K * V) < parallel_min_madds;
   const any_executor ex = small ? any_executor(seq) : run.executor;
   const int workers = small ? 1 : std::max(1, run.workers());
-  const index_t G = gated_heads_per_task(N, H, workers, static_cast<bool>(p.plan.cu));
+  const index_t G = heads_per_task(N, H, workers, static_cast<bool>(p.plan.cu));
   const index_t groups = (H + G - 1) / G;
   ws.reserve(workers, gated_bufs::bytes<Arch>(K, V, C, G));
   const float scale = static_cast<float>(p.scale);

@@ -795,10 +795,4 @@ void gdr_fast_job(const gdr_problem<T>& p, const linear_detail::seq_desc& s, ind
   gdr_fast_group<Arch>(p, s, j, j + 1, in, n_in, out, n_out, chunked, C, mem);
 }
 
-/// Head groups per sequence: enough tasks for the workers, as few as possible (contiguous reads).
-inline index_t head_groups(index_t N, index_t H, int workers) noexcept {
-  const index_t want = (static_cast<index_t>(workers) + std::max<index_t>(N, 1) - 1) / std::max<index_t>(N, 1);
-  return std::clamp<index_t>(want, 1, std::max<index_t>(H, 1));
-}
-
 }  // namespace seqmix::delta_detail

@@ -41,8 +41,9 @@ void for_each_head_group(const run_context& run, const linear_detail::seq_plan& 
   const index_t N = plan.count();
   const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
                       static_cast<double>(heads * K * V);
-  const index_t ng = head_groups(N, heads, 4 * work < parallel_min_madds ? 1 : run.workers());
-  const index_t G = (heads + ng - 1) / ng;
+  const int workers = 4 * work < parallel_min_madds ? 1 : run.workers();
+  const index_t G = linear_detail::heads_per_task(N, heads, workers, static_cast<bool>(plan.cu));
+  const index_t ng = (heads + G - 1) / G;
   ws.reserve(run.workers(), group_bytes(G));
   parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
     const auto s = plan[n];
