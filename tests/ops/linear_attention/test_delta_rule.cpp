@@ -641,3 +641,23 @@ TEST_CASE("gated_delta_rule: scalar-gate recurrence == per-key path == reference
     }
   }
 }
+
+TEST_CASE("gated_delta_rule: zero heads is an empty call or a shape_error, never a crash", "[gated_delta_rule]") {
+  std::vector<float> buf(64, 0.5f);
+  const float* p = buf.data();
+  const auto qk = make_view<bthk>(p, {1, 4, 0, 8});  // [B,T,H,K] with H = 0
+  const auto v = make_view<bthv>(p, {1, 4, 0, 8});
+  const auto g = make_view<bth>(p, {1, 4, 0});
+  const auto o = make_view<bthv>(buf.data(), {1, 4, 0, 8});
+  for (const auto mode : {linear_mode::chunk, linear_mode::recurrent, linear_mode::auto_}) {
+    bool ok = true;
+    try {
+      gated_delta_rule<simd<>, float>({.q = qk, .k = qk, .v = v, .g = g, .beta = g, .o = o}, {.mode = mode});
+    } catch (const seqmix::shape_error&) {
+    } catch (...) {
+      ok = false;
+    }
+    CHECK(ok);
+    CHECK(buf[0] == 0.5f);  // nothing written
+  }
+}

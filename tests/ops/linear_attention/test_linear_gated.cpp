@@ -502,6 +502,7 @@ TEST_CASE("gated linear ops: task grid (heads per task)", "[linear_attention][th
   CHECK(heads_per_task(1, 32, 16) == 2);
   CHECK(heads_per_task(1, 3, 2) == 2);
   CHECK(heads_per_task(1, 1, 2) == 1);
+  CHECK(heads_per_task(1, 0, 2) == 1);                // no heads: callers make 0 groups
   // three equal sequences on two threads (6 tasks) == one thread, bit for bit
   rng r(28);
   const gated_shape s{3, 200, 4, 64, 64};
