@@ -84,6 +84,17 @@ struct rw_inputs {
     x.final_state = ht;
     return x;
   }
+  /// Decode args of token t on `state` in place, writing o[:, t].
+  rwkv7_decode_args<T> decode_args(tensor_view<T, bthv> o, state_view state, index_t t) const {
+    return {.r = r.cview().template slice<axis::T>(t, t + 1),  // [B,1,H,K]
+            .w = w.cview().template slice<axis::T>(t, t + 1),
+            .k = k.cview().template slice<axis::T>(t, t + 1),
+            .v = v.cview().template slice<axis::T>(t, t + 1),  // [B,1,H,V]
+            .a = a.cview().template slice<axis::T>(t, t + 1),
+            .b = b.cview().template slice<axis::T>(t, t + 1),
+            .o = o.template slice<axis::T>(t, t + 1),
+            .state = state};
+  }
   static rwkv7_args<T> slice(rwkv7_args<T> x, index_t t0, index_t t1) {
     x.r = x.r.template slice<axis::T>(t0, t1);  // [B,t1-t0,H,K]
     x.w = x.w.template slice<axis::T>(t0, t1);
@@ -339,17 +350,8 @@ TEST_CASE("rwkv7 and gated_delta_rule: reference decode == reference prefill", "
   tensor<float, bthv> o({c.B, c.T, c.H, c.V});
   tensor<float, nhkv> st({c.B, c.H, c.K, c.V});
   st.for_each([](float& x) { x = 0.0f; });
-  for (index_t t = 0; t < c.T; ++t) {
-    rwkv7_decode<reference, float>({.r = in.r.cview().slice<axis::T>(t, t + 1),  // [B,1,H,K]
-                                    .w = in.w.cview().slice<axis::T>(t, t + 1),
-                                    .k = in.k.cview().slice<axis::T>(t, t + 1),
-                                    .v = in.v.cview().slice<axis::T>(t, t + 1),
-                                    .a = in.a.cview().slice<axis::T>(t, t + 1),
-                                    .b = in.b.cview().slice<axis::T>(t, t + 1),
-                                    .o = o.view().slice<axis::T>(t, t + 1),
-                                    .state = st.view()},
-                                   {.scale = 0.9f});
-  }
+  for (index_t t = 0; t < c.T; ++t)
+    rwkv7_decode<reference, float>(in.decode_args(o.view(), st.view(), t), {.scale = 0.9f});
   SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
   SEQMIX_REQUIRE_CLOSE(st.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
 
@@ -433,17 +435,8 @@ TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-pl
     o.poison();
     rwkv7(rw_inputs<float>::slice(in.args(o.view().slice<axis::T>(0, P), st.view()), 0, P),  // [1,P,H,V]
           {.scale = 0.9f, .mode = linear_mode::recurrent});
-    for (index_t t = P; t < c.T; ++t) {
-      rwkv7_decode<simd<>, float>({.r = in.r.cview().slice<axis::T>(t, t + 1),  // [1,1,H,K]
-                                   .w = in.w.cview().slice<axis::T>(t, t + 1),
-                                   .k = in.k.cview().slice<axis::T>(t, t + 1),
-                                   .v = in.v.cview().slice<axis::T>(t, t + 1),
-                                   .a = in.a.cview().slice<axis::T>(t, t + 1),
-                                   .b = in.b.cview().slice<axis::T>(t, t + 1),
-                                   .o = o.view().slice<axis::T>(t, t + 1),
-                                   .state = st.view()},
-                                  {.scale = 0.9f});
-    }
+    for (index_t t = P; t < c.T; ++t)
+      rwkv7_decode<simd<>, float>(in.decode_args(o.view(), st.view(), t), {.scale = 0.9f});
     INFO("decode K " << c.K << " V " << c.V);
     SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), testing::tolerance<float>(c.T));
     SEQMIX_REQUIRE_CLOSE(st.cview(), ref.ht.cview(), testing::tolerance<float>(c.T));
