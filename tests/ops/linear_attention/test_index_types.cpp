@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // tests/ops/linear_attention/test_index_types.cpp: cu_seqlens and state_indices given as int32 or int64
-// (SPEC §2.12) give the same result; decode refuses two rows on one state slot.
+// (SPEC §2.12) give the same result; decode refuses two rows on one state slot, and N != B without slots.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <support/linear_attention_gated.hpp>
@@ -69,5 +70,53 @@ TEST_CASE("linear ops: int32 state_indices decode == reference step; a repeated 
   REQUIRE_THROWS_MATCHES(
       run_gated_decode<simd<>>(gated_op::gla, d.inputs(), o.view(), cache.view(), state_indices_view(dup.data(), {3})),
       shape_error,
-      message_contains("seqmix::gla: state_indices[0] = state_indices[2] = 1, expected distinct slots (or -1)"));
+      message_contains("seqmix::gla_decode: state_indices[0] = state_indices[2] = 1, expected distinct slots (or -1)"));
+}
+
+TEST_CASE("linear family decode: without state_indices every entry point wants N = B, in one message format",
+          "[linear_attention][decode][errors]") {
+  // B = 2 rows, state with N = 3 slots and no state_indices: a shape_error naming op, tensor, axis, found and
+  // expected (linear_detail::check_decode_slots); with state_indices the same state is fine.
+  std::vector<float> in(64, 0.5f), out(64, 0.0f), st(3 * 16, 0.0f);
+  const float* p = in.data();
+  const auto qk = make_view<bthk>(p, {2, 1, 1, 4});  // [B,T,H,K]
+  const auto v = make_view<bthv>(p, {2, 1, 1, 4});   // [B,T,H,V]
+  const auto g = make_view<bth>(p, {2, 1, 1});       // [B,T,H]
+  const auto u = make_view<hk>(p, {1, 4});           // [H,K]
+  const auto x = make_view<btd>(p, {2, 1, 4});       // [B,T,D]
+  const auto o = make_view<bthv>(out.data(), {2, 1, 1, 4});
+  const auto ox = make_view<btd>(out.data(), {2, 1, 4});
+  const auto state = make_view<nhkv>(st.data(), {3, 1, 4, 4});  // [N,H,K,V], N = 3 > B
+  const auto hstate = make_view<nd>(st.data(), {3, 4});         // [N,D]
+  const auto want = [](const std::string& op, const std::string& rows) {
+    return message_is("seqmix::" + op + ": state.extent(N) = 3, expected 2 (from " + rows + " without state_indices)");
+  };
+  const std::string q = "q [B,T,H,K]";
+  REQUIRE_THROWS_MATCHES((linear_attn_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .o = o}, state)), shape_error,
+                         want("linear_attn_decode", q));
+  REQUIRE_THROWS_MATCHES((simple_gla_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .g = g, .o = o}, state)),
+                         shape_error, want("simple_gla_decode", q));
+  REQUIRE_THROWS_MATCHES((retention_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .o = o}, state)), shape_error,
+                         want("retention_decode", q));
+  REQUIRE_THROWS_MATCHES((gla_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .gk = qk, .o = o}, state)),
+                         shape_error, want("gla_decode", q));
+  REQUIRE_THROWS_MATCHES((rwkv6_decode<simd<>, float>({.r = qk, .k = qk, .v = v, .w = qk, .u = u, .o = o}, state)),
+                         shape_error, want("rwkv6_decode", "r [B,T,H,K]"));
+  REQUIRE_THROWS_MATCHES((hgrn_decode<simd<>, float>({.x = x, .g = x, .o = ox}, hstate)), shape_error,
+                         want("hgrn_decode", "x [B,T,D]"));
+  REQUIRE_THROWS_MATCHES(
+      (delta_rule_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .beta = g, .o = o, .state = state})), shape_error,
+      want("delta_rule_decode", q));
+  REQUIRE_THROWS_MATCHES((gated_delta_rule_decode<simd<>, float>(
+                             {.q = qk, .k = qk, .v = v, .g = g, .beta = g, .o = o, .state = state})),
+                         shape_error, want("gated_delta_rule_decode", q));
+  REQUIRE_THROWS_MATCHES((rwkv7_decode<simd<>, float>(
+                             {.r = qk, .w = qk, .k = qk, .v = v, .a = qk, .b = qk, .o = o, .state = state})),
+                         shape_error, want("rwkv7_decode", "r [B,T,H,K]"));
+  // with slots the extra slot is legal
+  const std::vector<std::int64_t> idx = {2, 0};
+  CHECK_NOTHROW((gla_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .gk = qk, .o = o}, state,
+                                           state_indices_view(idx.data(), {2}))));
+  CHECK_NOTHROW((delta_rule_decode<simd<>, float>({.q = qk, .k = qk, .v = v, .beta = g, .o = o, .state = state,
+                                                   .state_indices = state_indices_view(idx.data(), {2})})));
 }

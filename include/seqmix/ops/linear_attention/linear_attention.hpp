@@ -157,25 +157,17 @@ void check_states(const check& c, const_state_view in, state_view out, index_t N
   check_state(c, "initial_state", in, N, H, K, V, "q [B,T,H,K], v [B,T,H,V]");
   check_state(c, "final_state", out, N, H, K, V, "q [B,T,H,K], v [B,T,H,V]");
 }
-/// Decode: state [N,H,K,V] in place, slots from state_indices (or b, then N >= B).
+/// Decode: state [N,H,K,V] in place, slots from state_indices (or b, then N = B).
 template <class Q, class VV>
 state_io check_decode(const check& c, state_view state, state_indices_view idx, const_state_view init,
-                      state_view fin, cu_seqlens_view cu, const Q& q, const VV& v) {
+                      state_view fin, cu_seqlens_view cu, const Q& q, const VV& v, std::string_view qn = "q") {
   c.require(!init && !fin && !cu, "decode takes `state` (in place) and state_indices; initial_state, "
                                   "final_state and cu_seqlens must be empty");
-  c.present("state", state);
-  c.require(state.data() != nullptr, "state is required for decode");
-  const index_t B = q.template extent<axis::B>();
-  const index_t N = state.extent<axis::N>();
-  c.extent<axis::H>("state", state, q.template extent<axis::H>(), "q [B,T,H,K]");
-  c.extent<axis::K>("state", state, q.template extent<axis::K>(), "q [B,T,H,K]");
+  const std::string rows = check::describe(qn, q);
+  check_decode_slots(c, state, idx, q.template extent<axis::B>(), rows);
+  c.extent<axis::H>("state", state, q.template extent<axis::H>(), rows);
+  c.extent<axis::K>("state", state, q.template extent<axis::K>(), rows);
   c.extent<axis::V>("state", state, v.template extent<axis::V>(), "v [B,T,H,V]");
-  if (idx) {
-    check_state_indices(c, idx, B, N);
-  } else {
-    c.require(N >= B, "state.extent(N) = " + std::to_string(N) + ", expected >= B = " + std::to_string(B) +
-                          " (no state_indices)");
-  }
   return state_io{state, state, idx};
 }
 
@@ -191,7 +183,7 @@ void run_gated(const gated_problem<T>& p, linear_mode mode, index_t C, const run
 // Every op has a prefill entry point (`op(args, options, backend)`: initial_state -> final_state, varlen
 // through cu_seqlens) and a decode entry point (`op_decode(args, state, state_indices, options, backend)`:
 // the recurrent step over the T tokens of each batch row, state [N,H,K,V] updated in place, row b in slot
-// state_indices[b] (-1 skips the row, its o is left untouched) or slot b; slots must be distinct).
+// state_indices[b] (-1 skips the row, its o is left untouched) or slot b with N = B; slots must be distinct).
 
 #define SEQMIX_LINEAR_CHUNKS {16, 32, 64, 128}
 
@@ -329,7 +321,7 @@ void linear_attn(const linear_attn_args<T>& a, const linear_attn_options& o = {}
 template <class Backend = simd<>, class T>
 void linear_attn_decode(const linear_attn_args<T>& a, state_view state, state_indices_view state_indices = {},
                         const linear_attn_options& o = {}, Backend be = {}) {
-  const check c("linear_attn");
+  const check c("linear_attn_decode");
   auto p = linear_detail::linear_attn_problem(c, a, o);
   p.st = linear_detail::check_decode(c, state, state_indices, a.initial_state, a.final_state, a.cu_seqlens, a.q, a.v);
   linear_detail::run_gated(p, linear_mode::recurrent, linear_policy::default_chunk, o.run, be);
@@ -353,7 +345,7 @@ void simple_gla(const simple_gla_args<T>& a, const simple_gla_options& o = {}, B
 template <class Backend = simd<>, class T>
 void simple_gla_decode(const simple_gla_args<T>& a, state_view state, state_indices_view state_indices = {},
                        const simple_gla_options& o = {}, Backend be = {}) {
-  const check c("simple_gla");
+  const check c("simple_gla_decode");
   std::vector<double> gamma;
   auto p = linear_detail::simple_gla_problem(c, a, o, gamma);
   p.st = linear_detail::check_decode(c, state, state_indices, a.initial_state, a.final_state, a.cu_seqlens, a.q, a.v);
@@ -377,7 +369,7 @@ void retention(const retention_args<T>& a, const retention_options& o = {}, Back
 template <class Backend = simd<>, class T>
 void retention_decode(const retention_args<T>& a, state_view state, state_indices_view state_indices = {},
                       const retention_options& o = {}, Backend be = {}) {
-  const check c("retention");
+  const check c("retention_decode");
   std::vector<double> gamma;
   auto p = linear_detail::retention_problem(c, a, o, gamma);
   p.st = linear_detail::check_decode(c, state, state_indices, a.initial_state, a.final_state, a.cu_seqlens, a.q, a.v);
@@ -402,7 +394,7 @@ void gla(const gla_args<T>& a, const gla_options& o = {}, Backend be = {}) {
 template <class Backend = simd<>, class T>
 void gla_decode(const gla_args<T>& a, state_view state, state_indices_view state_indices = {},
                 const gla_options& o = {}, Backend be = {}) {
-  const check c("gla");
+  const check c("gla_decode");
   auto p = linear_detail::gla_problem(c, a, o);
   p.st = linear_detail::check_decode(c, state, state_indices, a.initial_state, a.final_state, a.cu_seqlens, a.q, a.v);
   linear_detail::run_gated(p, linear_mode::recurrent, linear_policy::default_chunk, o.run, be);
@@ -424,9 +416,10 @@ void rwkv6(const rwkv6_args<T>& a, const rwkv6_options& o = {}, Backend be = {})
 template <class Backend = simd<>, class T>
 void rwkv6_decode(const rwkv6_args<T>& a, state_view state, state_indices_view state_indices = {},
                   const rwkv6_options& o = {}, Backend be = {}) {
-  const check c("rwkv6");
+  const check c("rwkv6_decode");
   auto p = linear_detail::rwkv6_problem(c, a, o);
-  p.st = linear_detail::check_decode(c, state, state_indices, a.initial_state, a.final_state, a.cu_seqlens, a.r, a.v);
+  p.st = linear_detail::check_decode(c, state, state_indices, a.initial_state, a.final_state, a.cu_seqlens, a.r, a.v,
+                                    "r");
   linear_detail::run_gated(p, linear_mode::recurrent, linear_policy::default_chunk, o.run, be);
 }
 
@@ -481,20 +474,13 @@ void hgrn(const hgrn_args<T>& a, const hgrn_options& o = {}, Backend be = {}) {
 template <class Backend = simd<>, class T>
 void hgrn_decode(const hgrn_args<T>& a, tensor_view<float, nd> state, state_indices_view state_indices = {},
                  const hgrn_options& o = {}, Backend be = {}) {
-  const check c("hgrn");
+  const check c("hgrn_decode");
   auto p = linear_detail::make_hgrn_problem(c, a, o);
   c.require(!a.initial_state && !a.final_state && !a.cu_seqlens,
             "decode takes `state` (in place) and state_indices; initial_state, final_state and cu_seqlens must "
             "be empty");
-  c.require(state.data() != nullptr, "state is required for decode");
+  linear_detail::check_decode_slots(c, state, state_indices, a.x.template extent<axis::B>(), "x [B,T,D]");
   c.same_extent<axis::D>("state", state, "x", a.x);
-  const index_t B = a.x.template extent<axis::B>();
-  if (state_indices) {
-    linear_detail::check_state_indices(c, state_indices, B, state.extent<axis::N>());
-  } else {
-    c.require(state.extent<axis::N>() >= B, "state.extent(N) = " + std::to_string(state.extent<axis::N>()) +
-                                                ", expected >= B = " + std::to_string(B) + " (no state_indices)");
-  }
   p.in = state;
   p.out = state;
   p.idx = state_indices;

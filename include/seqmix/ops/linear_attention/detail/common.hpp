@@ -162,6 +162,20 @@ inline void check_state_indices(const check& c, state_indices_view idx, index_t 
   }
 }
 
+/// The decode state slots, one rule for every decode entry point of the family: row b runs on slot
+/// state_indices[b] when given (check_state_indices), else on slot b with N = B (as initial_state has one
+/// slot per sequence). rows names the batch rows' tensor, e.g. "q [B,T,H,K]"; throws e.g.
+/// "seqmix::gla_decode: state.extent(N) = 3, expected 2 (from q [B,T,H,K] without state_indices)".
+template <class S>
+void check_decode_slots(const check& c, const S& state, state_indices_view idx, index_t B, std::string_view rows) {
+  c.require(state.data() != nullptr, "state is required but was not given");
+  if (idx) {
+    check_state_indices(c, idx, B, state.template extent<axis::N>());
+  } else {
+    c.extent<axis::N>("state", state, B, std::string(rows) + " without state_indices");
+  }
+}
+
 // ---------------------------------------------------------------- state copies (kernels)
 
 /// Copies state[n,h] (any strides) into a dense K x V row-major float array; zeros when absent.

@@ -188,12 +188,9 @@ void gated_delta_rule_decode(const gated_delta_rule_decode_args<T>& a, const gat
                                              a.dt_bias_k, a.o, o.scale, o.use_qk_l2norm, o.beta_sigmoid,
                                              o.allow_neg_eigval);
   p.o = a.o;
-  c.require(static_cast<bool>(a.state), "state is required but was not given");
   const index_t B = a.q.template extent<axis::B>();
-  const index_t N = a.state.template extent<axis::N>();
-  if (!a.state_indices) c.extent<axis::N>("state", a.state, B, "q [B,T,H,K] without state_indices");
-  linear_detail::check_state(c, "state", a.state, N, p.HV, p.K, p.V, "v [B,T,H,V]");
-  linear_detail::check_state_indices(c, a.state_indices, B, N);
+  linear_detail::check_decode_slots(c, a.state, a.state_indices, B, "q [B,T,H,K]");
+  linear_detail::check_state(c, "state", a.state, a.state.template extent<axis::N>(), p.HV, p.K, p.V, "v [B,T,H,V]");
   delta_detail::gdr_run_decode<Backend>(p, B, a.q.template extent<axis::T>(), a.state, a.state_indices, o.run);
 }
 

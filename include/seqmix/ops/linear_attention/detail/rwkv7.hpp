@@ -138,12 +138,9 @@ template <class Backend = simd<>, class T>
 void rwkv7_decode(const rwkv7_decode_args<T>& x, const rwkv7_options& o = {}, Backend = {}) {
   const check c("rwkv7_decode");
   auto p = delta_detail::rwkv7_check_inputs<T>(c, x.r, x.w, x.k, x.v, x.a, x.b, x.o, o.scale);
-  c.require(static_cast<bool>(x.state), "state is required but was not given");
   const index_t B = x.r.template extent<axis::B>(), Tn = x.r.template extent<axis::T>();
-  const index_t N = x.state.template extent<axis::N>();
-  if (!x.state_indices) c.extent<axis::N>("state", x.state, B, "r [B,T,H,K] without state_indices");
-  linear_detail::check_state(c, "state", x.state, N, p.H, p.K, p.V, "r [B,T,H,K]");
-  linear_detail::check_state_indices(c, x.state_indices, B, N);
+  linear_detail::check_decode_slots(c, x.state, x.state_indices, B, "r [B,T,H,K]");
+  linear_detail::check_state(c, "state", x.state, x.state.template extent<axis::N>(), p.H, p.K, p.V, "r [B,T,H,K]");
   workspace& ws = o.run.scratch();
   if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(o.run.workers(), delta_detail::rwkv7_group_bytes(Tn, p.K, p.V, 1));
   const double work = static_cast<double>(B * Tn) * static_cast<double>(p.H * p.K * p.V);
