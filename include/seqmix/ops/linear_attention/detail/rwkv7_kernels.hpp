@@ -14,6 +14,7 @@
 #include "gated_delta_rule_kernels.hpp"
 #include "rwkv7_reference.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::delta_detail {
 
 /// Scratch of one RWKV-7 (sequence, head) task.
@@ -374,6 +375,8 @@ SEQMIX_ALWAYS_INLINE void rwkv7_sweep(index_t K, index_t Vp, float* S, const flo
                                       const float* v, float* o) noexcept {
   constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
   index_t c0 = 0;
+  for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+    rwkv7_sweep_block<4, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
   for (; c0 + 2 * W <= Vp; c0 += 2 * W)
     rwkv7_sweep_block<2, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
   for (; c0 < Vp; c0 += W) rwkv7_sweep_block<1, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
@@ -685,3 +688,4 @@ void rwkv7_fast_job(const rwkv7_problem<T>& p, const linear_detail::seq_desc& s,
 }
 
 }  // namespace seqmix::delta_detail
+SEQMIX_DIAG_POP
