@@ -40,7 +40,7 @@ std::vector<float> unit_rows(index_t rows, index_t K, std::uint64_t seed) {
 }
 
 // Gated DeltaNet: q, k [1,T,H,K]; v [1,T,HV,V]; g = logsigmoid-like in [-0.1, 0); beta in (0,1); l2norm.
-void BM_delta_rules_gdn(benchmark::State& st, linear_mode mode) {
+void BM_delta_rules_gdn(benchmark::State& st, linear_mode mode, delta_detail::gdr_tuning tuning = {}) {
   const index_t H = st.range(0), HV = st.range(1), K = st.range(2), V = st.range(2), T = st.range(3);
   const auto threads = st.range(4);
   auto q = rv(T * H * K, -1, 1, 1), k = rv(T * H * K, -1, 1, 2), v = rv(T * HV * V, -1, 1, 3);
@@ -55,7 +55,7 @@ void BM_delta_rules_gdn(benchmark::State& st, linear_mode mode) {
   a.final_state = make_view<nhkv>(ht.data(), {1, HV, K, V});
   const gated_delta_rule_options opt{.mode = mode, .use_qk_l2norm = true, .run = ctx(threads)};
   for (auto _ : st) {
-    gated_delta_rule(a, opt);
+    delta_detail::gated_delta_rule_tuned(a, opt, tuning);
     benchmark::DoNotOptimize(o.data());
   }
   bench::describe(st, mode == linear_mode::chunk ? "chunk" : "recurrent", T, static_cast<int>(threads),
@@ -65,9 +65,7 @@ void BM_delta_rules_gdn(benchmark::State& st, linear_mode mode) {
 }
 
 void BM_delta_rules_gdn_perkey(benchmark::State& st, linear_mode mode) {
-  delta_detail::recurrent_per_key_path = true;
-  BM_delta_rules_gdn(st, mode);
-  delta_detail::recurrent_per_key_path = false;
+  BM_delta_rules_gdn(st, mode, {.per_key_recurrence = true});
 }
 
 // DeltaNet: H heads, K = V, beta in (0,1), l2norm.

@@ -134,13 +134,14 @@ gdn_result gdn_reference(const gdn_inputs<T>& in) {
 }
 
 template <class T>
-void gdn_check_fast(const gdn_inputs<T>& in, const gdn_result& ref, linear_mode m, index_t chunk) {
+void gdn_check_fast(const gdn_inputs<T>& in, const gdn_result& ref, linear_mode m, index_t chunk,
+                    delta_detail::gdr_tuning tuning = {}) {
   const auto& c = in.cs;
   tensor<T, bthv> o({c.B, c.T, c.HV, c.V});
   tensor<float, nhkv> ht({c.B, c.HV, c.K, c.V});
   o.poison();
   ht.poison();
-  gated_delta_rule(in.args(o.view(), ht.view()), in.opts(m, chunk));
+  delta_detail::gated_delta_rule_tuned(in.args(o.view(), ht.view()), in.opts(m, chunk), tuning);
   const double tol = testing::tolerance<T>(c.T);
   SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o_ref.cview(), tol);
   SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht_ref.cview(), tol);
@@ -635,9 +636,7 @@ TEST_CASE("gated_delta_rule: scalar-gate recurrence == per-key path == reference
     const auto ref = gdn_reference(in);
     for (bool per_key : {false, true}) {
       INFO("first " << first << " per-key path " << per_key);
-      delta_detail::recurrent_per_key_path = per_key;
-      gdn_check_fast(in, ref, linear_mode::recurrent, 0);
-      delta_detail::recurrent_per_key_path = false;
+      gdn_check_fast(in, ref, linear_mode::recurrent, 0, {.per_key_recurrence = per_key});
     }
   }
 }

@@ -151,6 +151,24 @@ gdr_problem<T> gdr_check_inputs(const check& c, const_view<T, bthk> q, const_vie
   return p;
 }
 
+/// gated_delta_rule with kernel choices that are not API (tests, A/B benchmarks): per call, so calls on other
+/// threads never see them.
+template <class Backend = simd<>, class T>
+void gated_delta_rule_tuned(const gated_delta_rule_args<T>& a, const gated_delta_rule_options& o, gdr_tuning tuning,
+                            Backend = {}) {
+  const check c("gated_delta_rule");
+  auto p = gdr_check_inputs<T>(c, a.q, a.k, a.v, a.g, a.gk, a.beta, {}, a.A_log, a.dt_bias, a.dt_bias_k, a.o,
+                               o.scale, o.use_qk_l2norm, o.beta_sigmoid, o.allow_neg_eigval);
+  p.o = a.o;
+  p.tuning = tuning;
+  linear_detail::check_options(c, o, {16, 32, 64});
+  const auto plan = linear_detail::check_plan(c, a.q, a.cu_seqlens);
+  linear_detail::check_state(c, "initial_state", a.initial_state, plan.count(), p.HV, p.K, p.V, "v [B,T,H,V]");
+  linear_detail::check_state(c, "final_state", a.final_state, plan.count(), p.HV, p.K, p.V, "v [B,T,H,V]");
+  gdr_run<Backend>(p, plan, a.initial_state, a.final_state, o.mode, linear_detail::resolve_chunk(o, gdr_default_chunk),
+                   o.run);
+}
+
 }  // namespace delta_detail
 
 /// Gated DeltaNet (SPEC §3.1.6): S' = e^{g_t} S_{t-1} (or diag(e^{gk_t}) S_{t-1}); u_t = beta_t (v_t - S'^T k_t);
@@ -162,17 +180,7 @@ gdr_problem<T> gdr_check_inputs(const check& c, const_view<T, bthk> q, const_vie
 /// gk, a chunk_size outside {16, 32, 64}, bad cu_seqlens or a non-finite scale.
 template <class Backend = simd<>, class T>
 void gated_delta_rule(const gated_delta_rule_args<T>& a, const gated_delta_rule_options& o = {}, Backend = {}) {
-  const check c("gated_delta_rule");
-  auto p = delta_detail::gdr_check_inputs<T>(c, a.q, a.k, a.v, a.g, a.gk, a.beta, {}, a.A_log, a.dt_bias,
-                                             a.dt_bias_k, a.o, o.scale, o.use_qk_l2norm, o.beta_sigmoid,
-                                             o.allow_neg_eigval);
-  p.o = a.o;
-  linear_detail::check_options(c, o, {16, 32, 64});
-  const auto plan = linear_detail::check_plan(c, a.q, a.cu_seqlens);
-  linear_detail::check_state(c, "initial_state", a.initial_state, plan.count(), p.HV, p.K, p.V, "v [B,T,H,V]");
-  linear_detail::check_state(c, "final_state", a.final_state, plan.count(), p.HV, p.K, p.V, "v [B,T,H,V]");
-  delta_detail::gdr_run<Backend>(p, plan, a.initial_state, a.final_state, o.mode,
-                                 linear_detail::resolve_chunk(o, delta_detail::gdr_default_chunk), o.run);
+  delta_detail::gated_delta_rule_tuned<Backend>(a, o, {});
 }
 
 /// Gated DeltaNet decode: runs the T (usually 1) new tokens of each batch row on its state slot, in place.

@@ -318,9 +318,6 @@ void gdr_pair_pass(index_t K, index_t Vp, float* S, const float* ku0, const floa
     gdr_pair_block<1, Update, Proj, Arch>(K, Vp, S, ku0, ku1, u0, u1, x[0], x[1], x[2], x[3], P, c0);
 }
 
-/// A/B switch while tuning: the per-key path for scalar gates too.
-inline bool recurrent_per_key_path = false;
-
 /// gdr_recurrent_rows for a scalar gate (or none): the decay and the lazy scale sigma are scalars, so the
 /// pair pass reads the k / q rows as they are and the scalars move to the V side (docs/04b §4): the update
 /// adds k_t (u_t / sigma_t)^T, the projections S~^T k_t, S~^T q_t are scaled by sigma_t when used. No
@@ -443,7 +440,7 @@ void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t 
 template <class Arch, class T>
 void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, trickle_prefetch pf = {},
                         gdr_row_trickle* rpf = nullptr) noexcept {
-  if (!p.gk && !recurrent_per_key_path) return gdr_recurrent_rows_scalar<Arch>(p, w, c, pf, rpf);
+  if (!p.gk && !p.tuning.per_key_recurrence) return gdr_recurrent_rows_scalar<Arch>(p, w, c, pf, rpf);
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;

@@ -12,6 +12,12 @@
 
 namespace seqmix::delta_detail {
 
+/// Kernel choices that are not API, set per call (never globally) by tests and A/B benchmarks through
+/// delta_detail::gated_delta_rule_tuned.
+struct gdr_tuning {
+  bool per_key_recurrence = false;  ///< scalar gates run the per-key recurrence too (docs/04b-delta-rules.md)
+};
+
 /// Everything a delta-rule kernel reads, after the entry point's checks.
 template <class T>
 struct gdr_problem {
@@ -29,6 +35,7 @@ struct gdr_problem {
   bool l2norm = false;
   bool beta_sigmoid = false;
   double beta_mul = 1.0;  // 2 with allow_neg_eigval
+  gdr_tuning tuning{};
 
   index_t group() const noexcept { return HV / H; }
   bool has_gate() const noexcept { return static_cast<bool>(g) || static_cast<bool>(gk); }
