@@ -318,6 +318,24 @@ void gdr_pair_pass(index_t K, index_t Vp, float* S, const float* ku0, const floa
     gdr_pair_block<1, Update, Proj, Arch>(K, Vp, S, ku0, ku1, u0, u1, x[0], x[1], x[2], x[3], P, c0);
 }
 
+/// One token of the recurrence with its decay row d (Kp) applied explicitly, on the materialized state:
+/// pred = S^T (d k); u = beta (v - pred); S = diag(d) S + k u^T; o = S^T q. Odd tails and steps below the
+/// lazy-decay floor of both recurrences (scalar and per-key gates).
+template <class Arch, class T>
+void gdr_explicit_step(const gdr_problem<T>& p, gdr_scratch& w, index_t i, const float* d) noexcept {
+  constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
+  const index_t K = p.K, Kp = w.Kp, Vp = w.Vp;
+  float* kd = w.t1;
+  const float *k = w.k + i * Kp, *q = w.q + i * Kp, *v = w.v + i * Vp;
+  for (index_t a = 0; a < Kp; ++a) kd[a] = d[a] * k[a];
+  const float* betav = p.beta ? nullptr : w.betav + i * Vp;
+  float* o = w.o + i * Vp;
+  index_t c0 = 0;
+  for (; c0 + 4 * W <= Vp; c0 += 4 * W)
+    gdr_step_block<4, false, Arch>(K, Vp, w.S, d, kd, k, q, v, betav, w.beta[i], o, c0);
+  for (; c0 < Vp; c0 += W) gdr_step_block<1, false, Arch>(K, Vp, w.S, d, kd, k, q, v, betav, w.beta[i], o, c0);
+}
+
 /// gdr_recurrent_rows for a scalar gate (or none): the decay and the lazy scale sigma are scalars, so the
 /// pair pass reads the k / q rows as they are and the scalars move to the V side (docs/04b §4): the update
 /// adds k_t (u_t / sigma_t)^T, the projections S~^T k_t, S~^T q_t are scaled by sigma_t when used. No
@@ -370,18 +388,10 @@ void gdr_recurrent_rows_scalar(const gdr_problem<T>& p, gdr_scratch& w, index_t 
       pair = sg * di * dn >= lazy_decay_floor;
     }
     if (!pair) {
-      // one token, explicit decay: pred = S^T (d k); S = d S + k u^T; o = S^T q
+      // one token, explicit decay
       materialize();
-      float *kd = w.t1, *dv = w.t3;
-      const float* k = w.k + i * Kp;
-      std::fill(dv, dv + Kp, di);
-      for (index_t a = 0; a < Kp; ++a) kd[a] = di * k[a];
-      const float* betav = p.beta ? nullptr : w.betav + i * Vp;
-      index_t c0 = 0;
-      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
-        gdr_step_block<4, false, Arch>(K, Vp, w.S, dv, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
-      for (; c0 < Vp; c0 += W)
-        gdr_step_block<1, false, Arch>(K, Vp, w.S, dv, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      std::fill(w.t3, w.t3 + Kp, di);
+      gdr_explicit_step<Arch>(p, w, i, w.t3);
       has_proj = false;
       ++i;
       continue;
@@ -501,17 +511,9 @@ void gdr_recurrent_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c, tric
       pair = dmin(sig, di, dn) >= lazy_decay_floor;
     }
     if (!pair) {
-      // one token, explicit decay: pred = S^T (d k); S = diag(d) S + k u^T; o = S^T q
+      // one token, explicit decay
       materialize_decay<Arch>(w.S, sig, K, Kp, Vp);
-      float* kd = w.t1;
-      const float* k = w.k + i * Kp;
-      for (index_t a = 0; a < Kp; ++a) kd[a] = di[a] * k[a];
-      const float* betav = p.beta ? nullptr : w.betav + i * Vp;
-      index_t c0 = 0;
-      for (; c0 + 4 * W <= Vp; c0 += 4 * W)
-        gdr_step_block<4, false, Arch>(K, Vp, w.S, di, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
-      for (; c0 < Vp; c0 += W)
-        gdr_step_block<1, false, Arch>(K, Vp, w.S, di, kd, k, w.q + i * Kp, w.v + i * Vp, betav, w.beta[i], w.o + i * Vp, c0);
+      gdr_explicit_step<Arch>(p, w, i, di);
       has_proj = false;
       ++i;
       continue;
