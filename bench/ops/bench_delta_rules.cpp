@@ -16,13 +16,6 @@ using namespace seqmix;
 
 namespace {
 
-run_context ctx(std::int64_t threads) {
-  run_context r;
-  if (threads == 1) r.executor = seq;
-  else r.executor = par_t{static_cast<int>(threads)};
-  return r;
-}
-
 std::vector<float> rv(index_t n, float lo, float hi, std::uint64_t seed) {
   return bench::random_vector(static_cast<std::size_t>(n), lo, hi, seed);
 }
@@ -53,7 +46,7 @@ void BM_delta_rules_gdn(benchmark::State& st, linear_mode mode, delta_detail::gd
                                  .beta = make_view<bth>(static_cast<const float*>(beta.data()), {1, T, HV}),
                                  .o = make_view<bthv>(o.data(), {1, T, HV, V})};
   a.final_state = make_view<nhkv>(ht.data(), {1, HV, K, V});
-  const gated_delta_rule_options opt{.mode = mode, .use_qk_l2norm = true, .run = ctx(threads)};
+  const gated_delta_rule_options opt{.mode = mode, .use_qk_l2norm = true, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     delta_detail::gated_delta_rule_tuned(a, opt, tuning);
     benchmark::DoNotOptimize(o.data());
@@ -80,7 +73,7 @@ void BM_delta_rules_delta_rule(benchmark::State& st, linear_mode mode) {
                            .v = make_view<bthv>(static_cast<const float*>(v.data()), {1, T, H, V}),
                            .beta = make_view<bth>(static_cast<const float*>(beta.data()), {1, T, H}),
                            .o = make_view<bthv>(o.data(), {1, T, H, V})};
-  const delta_rule_options opt{.mode = mode, .use_qk_l2norm = true, .run = ctx(threads)};
+  const delta_rule_options opt{.mode = mode, .use_qk_l2norm = true, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     delta_rule(a, opt);
     benchmark::DoNotOptimize(o.data());
@@ -106,7 +99,7 @@ void BM_delta_rules_rwkv7(benchmark::State& st, linear_mode mode) {
   rwkv7_args<float> x{.r = kv(r), .w = kv(w), .k = kv(k),
                       .v = make_view<bthv>(static_cast<const float*>(v.data()), {1, T, H, V}),
                       .a = kv(a), .b = kv(b), .o = make_view<bthv>(o.data(), {1, T, H, V})};
-  const rwkv7_options opt{.scale = 1.0f, .mode = mode, .run = ctx(threads)};
+  const rwkv7_options opt{.scale = 1.0f, .mode = mode, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     rwkv7(x, opt);
     benchmark::DoNotOptimize(o.data());
@@ -131,7 +124,7 @@ void BM_delta_rules_gdn_decode(benchmark::State& st) {
                                         .beta = make_view<bth>(static_cast<const float*>(beta.data()), {B, 1, HV}),
                                         .o = make_view<bthv>(o.data(), {B, 1, HV, V}),
                                         .state = make_view<nhkv>(state.data(), {B, HV, K, V})};
-  const gated_delta_rule_options opt{.use_qk_l2norm = true, .run = ctx(threads)};
+  const gated_delta_rule_options opt{.use_qk_l2norm = true, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     gated_delta_rule_decode(a, opt);
     benchmark::DoNotOptimize(o.data());
@@ -159,7 +152,7 @@ void BM_delta_rules_rwkv7_decode(benchmark::State& st) {
                              .v = make_view<bthv>(static_cast<const float*>(v.data()), {B, 1, H, V}),
                              .a = kv(a), .b = kv(b), .o = make_view<bthv>(o.data(), {B, 1, H, V}),
                              .state = make_view<nhkv>(state.data(), {B, H, K, V})};
-  const rwkv7_options opt{.scale = 1.0f, .run = ctx(threads)};
+  const rwkv7_options opt{.scale = 1.0f, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     rwkv7_decode(x, opt);
     benchmark::DoNotOptimize(o.data());

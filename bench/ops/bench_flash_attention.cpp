@@ -43,7 +43,7 @@ void BM_prefill(benchmark::State& st) {
                           tensor_view<float, bht>(x.lse.data(), {1, Hq, T})};          // [1,Hq,T]
   attention_options o;
   o.causal = true;
-  o.run.executor = par_t{threads};
+  o.run = bench::run_ctx(threads);
   for (auto _ : st) {
     attention(a, o, Backend{});
     benchmark::DoNotOptimize(x.o.data());
@@ -88,7 +88,7 @@ void BM_flash_attention_varlen(benchmark::State& st) {
                           cuv};
   attention_options o;
   o.causal = true;
-  o.run.executor = par_t{bench::threads_arg(st.range(0))};
+  o.run = bench::run_ctx(st.range(0));
   for (auto _ : st) {
     attention(a, o);
     benchmark::DoNotOptimize(x.o.data());
@@ -125,7 +125,7 @@ void BM_decode(benchmark::State& st) {
                                                    tensor_view<float, bthv>(out.data(), {B, Tq, Hq, D}),  // [B,Tq,Hq,D]
                                                    tensor_view<float, bht>(lse.data(), {B, Hq, Tq})};     // [B,Hq,Tq]
   attention_decode_options o;
-  o.run.executor = par_t{bench::threads_arg(st.range(2))};
+  o.run = bench::run_ctx(st.range(2));
   for (auto _ : st) {
     attention_decode(a, o);
     benchmark::DoNotOptimize(out.data());
@@ -183,7 +183,7 @@ void BM_flash_attention_decode_paged(benchmark::State& st) {
       tensor_view<float, bthv>(out.data(), {B, 1, Hq, D}),             // [B,1,Hq,D]
       tensor_view<float, bht>(lse.data(), {B, Hq, 1})};                // [B,Hq,1]
   attention_decode_options o;
-  o.run.executor = par_t{bench::threads_arg(st.range(1))};
+  o.run = bench::run_ctx(st.range(1));
   for (auto _ : st) {
     attention_decode(a, o);
     benchmark::DoNotOptimize(out.data());

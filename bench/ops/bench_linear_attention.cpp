@@ -101,7 +101,7 @@ void bench_prefill(benchmark::State& st, op_kind op, linear_mode mode, index_t H
   const int threads = bench::threads_arg(st.range(1));
   problem p(op, 1, T, H, K, V);
   workspace ws;
-  const run_context rc{.executor = par_t{threads}, .ws = &ws};
+  const run_context rc = bench::run_ctx(threads, &ws);
   for (auto _ : st) {
     p.run(op, mode, rc);
     benchmark::DoNotOptimize(p.o.data());
@@ -121,7 +121,7 @@ void bench_decode(benchmark::State& st, op_kind op, index_t H, index_t K, index_
   problem p(op, 1, 1, H, K, V);
   p.ht = p.h0;
   workspace ws;
-  const run_context rc{.executor = par_t{threads}, .ws = &ws};
+  const run_context rc = bench::run_ctx(threads, &ws);
   for (auto _ : st) {
     p.run(op, linear_mode::recurrent, rc, true);
     benchmark::DoNotOptimize(p.ht.data());
@@ -187,7 +187,7 @@ void bench_hgrn(benchmark::State& st, linear_mode mode) {
   for (auto& e : g) e = -std::log1p(std::exp(-e));
   std::vector<float> o(x.size()), ht(static_cast<std::size_t>(D));
   workspace ws;
-  const run_context rc{.executor = par_t{threads}, .ws = &ws};
+  const run_context rc = bench::run_ctx(threads, &ws);
   for (auto _ : st) {
     hgrn(hgrn_args<float>{.x = make_view<btd>(static_cast<const float*>(x.data()), {1, T, D}),
                           .g = make_view<btd>(static_cast<const float*>(g.data()), {1, T, D}),

@@ -14,13 +14,6 @@ using namespace seqmix;
 
 namespace {
 
-run_context ctx(std::int64_t threads) {
-  run_context r;
-  if (threads == 1) r.executor = seq;
-  else r.executor = par_t{static_cast<int>(threads)};
-  return r;
-}
-
 std::vector<float> rv(std::size_t n, float lo, float hi, std::uint64_t seed) { return bench::random_vector(n, lo, hi, seed); }
 
 // Mamba-1: u, delta, z [1,D,T]; A [D,N]; B, C [1,1,N,T]; D, delta_bias [D]; softplus.
@@ -42,7 +35,7 @@ void BM_ssm_scan_selective_scan(benchmark::State& st) {
   a.delta_bias = make_view<ssm_layouts::d>(static_cast<const float*>(bias.data()), {D});
   a.out = make_view<bdl>(out.data(), {1, D, T});
   a.last_state = make_view<bdn>(last.data(), {1, D, N});
-  const selective_scan_options o{.delta_softplus = true, .run = ctx(threads)};
+  const selective_scan_options o{.delta_softplus = true, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     selective_scan(a, o, Backend{});
     benchmark::DoNotOptimize(out.data());
@@ -69,7 +62,7 @@ void BM_ssm_scan_ssd(benchmark::State& st, ssd_mode mode) {
   a.D = make_view<hp>(static_cast<const float*>(Dv.data()), {H, P}, {1, 0});
   a.out = make_view<bthp>(out.data(), {1, T, H, P});
   a.final_states = make_view<bhpn>(fin.data(), {1, H, P, N});
-  const ssd_options o{.dt_softplus = true, .chunk_size = Q, .mode = mode, .run = ctx(threads)};
+  const ssd_options o{.dt_softplus = true, .chunk_size = Q, .mode = mode, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     ssd(a, o, Backend{});
     benchmark::DoNotOptimize(out.data());
@@ -94,7 +87,7 @@ void BM_ssm_scan_causal_conv1d(benchmark::State& st) {
   a.weight = make_view<dw>(static_cast<const float*>(w.data()), {D, W});
   a.bias = make_view<ssm_layouts::d>(static_cast<const float*>(bias.data()), {D});
   a.final_states = make_view<bdw>(fin.data(), {1, D, W - 1});
-  const causal_conv1d_options o{.activation = conv_activation::silu, .run = ctx(threads)};
+  const causal_conv1d_options o{.activation = conv_activation::silu, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     causal_conv1d(a, o);
     benchmark::DoNotOptimize(out.data());
@@ -125,7 +118,7 @@ void BM_ssm_scan_state_update(benchmark::State& st) {
     a.A = make_view<ssm_layouts::hpn>(static_cast<const float*>(A.data()), {H, P, N}, {1, 0, 0});
     a.D = make_view<hp>(static_cast<const float*>(Dv.data()), {H, P}, {1, 0});
   }
-  const selective_state_update_options o{.dt_softplus = true, .run = ctx(threads)};
+  const selective_state_update_options o{.dt_softplus = true, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     selective_state_update(a, o);
     benchmark::DoNotOptimize(out.data());
@@ -144,7 +137,7 @@ void BM_ssm_scan_conv1d_update(benchmark::State& st) {
   a.weight = make_view<dw>(static_cast<const float*>(w.data()), {D, W});
   a.bias = make_view<ssm_layouts::d>(static_cast<const float*>(bias.data()), {D});
   a.out = make_view<bdl>(out.data(), {1, D, 1});
-  const causal_conv1d_options o{.activation = conv_activation::silu, .run = ctx(threads)};
+  const causal_conv1d_options o{.activation = conv_activation::silu, .run = bench::run_ctx(threads)};
   for (auto _ : st) {
     causal_conv1d_update(a, o);
     benchmark::DoNotOptimize(out.data());

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // bench/support/bench_common.hpp: shared helpers for the Google Benchmark programs: counters (GFLOP/s,
-// GB/s, tokens/s), random buffers, thread settings, and the T x threads sweep the report reads.
+// GB/s, tokens/s), random buffers, thread settings (run_ctx), and the T x threads sweep the report reads.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include <seqmix/runtime/context.hpp>
 #include <seqmix/runtime/executor.hpp>
 
 namespace seqmix::bench {
@@ -36,6 +37,19 @@ inline std::vector<float> random_vector(std::size_t n, float lo = -1.0f, float h
 
 /// Thread count for a benchmark argument: 0 means all hardware threads.
 inline int threads_arg(std::int64_t t) { return t > 0 ? static_cast<int>(t) : seqmix::num_threads(); }
+
+/// The run_context of a benchmark's thread argument: seq for one thread, else par_t{threads_arg(t)}; scratch
+/// from `ws` (the calling thread's default workspace when null).
+inline seqmix::run_context run_ctx(std::int64_t threads, seqmix::workspace* ws = nullptr) {
+  seqmix::run_context r;
+  if (threads == 1) {
+    r.executor = seqmix::seq;
+  } else {
+    r.executor = seqmix::par_t{threads_arg(threads)};
+  }
+  r.ws = ws;
+  return r;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // The report convention (tools/bench/report.py groups results by these; please follow it):
