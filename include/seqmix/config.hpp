@@ -43,6 +43,21 @@
 #define SEQMIX_RESTRICT
 #endif
 
+/// g++ 12.2 and older warn -W(maybe-)uninitialized on AVX-512 intrinsics built on _mm512_undefined_*
+/// (`__m512i __Y = __Y;`) once they are inlined into a caller (GCC PR 105593). seqmix headers that emit
+/// xsimd code are wrapped in SEQMIX_DIAG_PUSH / SEQMIX_DIAG_POP, which silence those two warnings there
+/// (a pragma on any frame of the inline stack applies); nothing changes for other compilers or ISAs.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13 && defined(__AVX512F__)
+#define SEQMIX_DIAG_PUSH                                    \
+  _Pragma("GCC diagnostic push")                            \
+  _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+  _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define SEQMIX_DIAG_POP _Pragma("GCC diagnostic pop")
+#else
+#define SEQMIX_DIAG_PUSH
+#define SEQMIX_DIAG_POP
+#endif
+
 namespace seqmix {
 /// Signed index type for extents, strides and indices (like Eigen::Index), so `t - 1` never wraps.
 using index_t = std::ptrdiff_t;
