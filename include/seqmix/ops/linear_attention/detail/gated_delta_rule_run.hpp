@@ -79,7 +79,7 @@ void gdr_run_decode(const gdr_problem<T>& p, index_t B, index_t Tn, state_view s
   workspace& ws = run.scratch();
   if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(run.workers(), gdr_scratch::bytes(Tn, p.K, p.V));
   const double work = static_cast<double>(B * Tn) * static_cast<double>(p.HV * p.K * p.V);
-  parallel_for(pick_executor(run, work), grid{B, p.HV}, [&](index_t b, index_t j, int worker) {
+  linear_detail::for_each_decode_head(pick_executor(run, work), B, p.HV, [&](index_t b, index_t j, int worker) {
     const index_t slot = idx ? static_cast<index_t>(idx(b)) : b;
     if (slot < 0) {
       for (index_t t = 0; t < Tn; ++t)
