@@ -12,6 +12,7 @@
 
 #include "../../../runtime/workspace.hpp"
 #include "../../../simd/math.hpp"
+#include "../../../simd/prefetch.hpp"
 #include "../../../simd/reduce.hpp"
 #include "common.hpp"
 #include "gated_problem.hpp"
@@ -159,27 +160,25 @@ struct gated_task {
   void load_gk(index_t t, float* dst) const noexcept {
     load_row_simd<Arch>(p.gk.ptr(b, t, h, 0), p.gk.template stride<axis::K>(), K, dst, 1.0f);
   }
-  /// Software prefetch of tokens [t0, t1) (rows of one head are H*K elements apart, one page each at
-  /// H = 16, K = 64). Always inlined: GCC's pure-const analysis deletes calls to out-of-line functions
-  /// whose only effect is __builtin_prefetch.
-  template <int RW, class View>
+  /// Software prefetch of tokens [t0, t1) into L2 (rows of one head are H*K elements apart, one page each at
+  /// H = 16, K = 64), through vec::prefetch (simd/prefetch.hpp: g++ 12 deletes loops made only of
+  /// __builtin_prefetch). The o rows too: prefetchw (owned, into L1) measured no faster.
+  template <class View>
   SEQMIX_ALWAYS_INLINE void prefetch_rows(const View& view, index_t n, index_t t0, index_t t1) const noexcept {
     if (!view) return;
     using E = std::remove_cv_t<typename View::element_type>;
     const index_t bytes = n * static_cast<index_t>(sizeof(E));
     for (index_t t = t0; t < t1; ++t) {
-      const char* base = reinterpret_cast<const char*>(view.ptr(b, t, h, 0));
-      for (index_t off = 0; off < bytes; off += 64) __builtin_prefetch(base + off, RW, 2);
-      // a row that does not start on a line boundary ends in one more line
-      if (reinterpret_cast<std::uintptr_t>(base) & 63) __builtin_prefetch(base + bytes - 1, RW, 2);
+      // every line of the row, the last included when it does not start on a line boundary
+      vec::prefetch_bytes(view.ptr(b, t, h, 0), static_cast<std::size_t>(bytes));
     }
   }
   SEQMIX_ALWAYS_INLINE void prefetch(index_t t0, index_t t1) const noexcept {
-    prefetch_rows<0>(p.q, K, t0, t1);
-    prefetch_rows<0>(p.k, K, t0, t1);
-    prefetch_rows<0>(p.v, V, t0, t1);
-    if (p.kind == gate_kind::key) prefetch_rows<0>(p.gk, K, t0, t1);
-    prefetch_rows<1>(p.o, V, t0, t1);
+    prefetch_rows(p.q, K, t0, t1);
+    prefetch_rows(p.k, K, t0, t1);
+    prefetch_rows(p.v, V, t0, t1);
+    if (p.kind == gate_kind::key) prefetch_rows(p.gk, K, t0, t1);
+    prefetch_rows(p.o, V, t0, t1);
   }
   /// Prefetch of one unit's token rows with the addresses precomputed (base + t * step): a few instructions
   /// per row instead of a strided index computation per view.
@@ -197,18 +196,18 @@ struct gated_task {
       for (int i = 0; i < n; ++i) {
         const char* r = base[i] + t * step[i];
         if (bytes[i] == 256) {  // a row of 64 floats: four lines, unrolled
-          __builtin_prefetch(r, 0, 2);
-          __builtin_prefetch(r + 64, 0, 2);
-          __builtin_prefetch(r + 128, 0, 2);
-          __builtin_prefetch(r + 192, 0, 2);
+          vec::prefetch(r);
+          vec::prefetch(r + 64);
+          vec::prefetch(r + 128);
+          vec::prefetch(r + 192);
         } else {
-          for (index_t off = 0; off < bytes[i]; off += 64) __builtin_prefetch(r + off, 0, 2);
+          for (index_t off = 0; off < bytes[i]; off += 64) vec::prefetch(r + off);
         }
-        if (tail[i]) __builtin_prefetch(r + bytes[i] - 1, 0, 2);
+        if (tail[i]) vec::prefetch(r + bytes[i] - 1);
       }
       const char* r = obase + t * ostep;
-      for (index_t off = 0; off < obytes; off += 64) __builtin_prefetch(r + off, 1, 2);
-      if (otail) __builtin_prefetch(r + obytes - 1, 1, 2);
+      for (index_t off = 0; off < obytes; off += 64) vec::prefetch(r + off);
+      if (otail) vec::prefetch(r + obytes - 1);
     }
     static bool misaligned(const char* p, index_t step) noexcept {
       return ((reinterpret_cast<std::uintptr_t>(p) | static_cast<std::uintptr_t>(step)) & 63) != 0;
@@ -223,7 +222,7 @@ struct gated_task {
     pf.tail[pf.n] = row_prefetcher::misaligned(pf.base[pf.n], pf.step[pf.n]);
     ++pf.n;
   }
-  /// The row prefetcher of this unit (q, k, v, gk; o with write intent).
+  /// The row prefetcher of this unit (q, k, v, gk and o rows, into L2).
   row_prefetcher rows() const noexcept {
     row_prefetcher pf;
     add_rows(pf, p.q, b, h, K);
