@@ -9,20 +9,38 @@
 
 namespace seqmix {
 
+namespace detail {
+/// A user's executor: neither seq, par nor any_executor itself (those are held by value).
+template <class E, class Handle>
+concept user_executor = executor<E> && !std::is_same_v<E, seq_t> && !std::is_same_v<E, par_t> &&
+                        !std::is_same_v<E, Handle>;
+template <class>
+inline constexpr bool dependent_false = false;
+}  // namespace detail
+
 /// A non-template handle to an executor, so op signatures stay concrete. seq and par (with their thread
-/// count) are held by value; any other executor is referenced and must outlive the op call.
+/// count) are held by value; any other executor is referenced and must outlive the op call, so a temporary
+/// one (`run.executor = my_pool{4};`, which would dangle) does not compile.
 class any_executor {
  public:
   any_executor() noexcept : kind_(kind::par), threads_(0) {}
   any_executor(seq_t) noexcept : kind_(kind::seq), threads_(1) {}
   any_executor(par_t p) noexcept : kind_(kind::par), threads_(p.threads) {}
-  template <executor E>
-    requires(!std::is_same_v<E, seq_t> && !std::is_same_v<E, par_t> && !std::is_same_v<E, any_executor>)
+  template <class E>
+    requires detail::user_executor<E, any_executor>
   any_executor(const E& e) noexcept
       : kind_(kind::user),
         user_(&e),
         conc_([](const void* x) { return static_cast<int>(static_cast<const E*>(x)->concurrency()); }),
         run_([](const void* x, index_t n, task_fn fn, void* ctx) { static_cast<const E*>(x)->run(n, fn, ctx); }) {}
+  template <class E>
+    requires(!std::is_reference_v<E> && detail::user_executor<std::remove_cv_t<E>, any_executor>)
+  any_executor(E&&) noexcept {
+    static_assert(detail::dependent_false<E>,
+                  "seqmix::any_executor keeps a pointer to a user executor, and this one is a temporary that dies "
+                  "before the op runs: create the executor as a named object that outlives the op call and pass "
+                  "that (my_pool pool{4}; run.executor = pool;)");
+  }
 
   int concurrency() const noexcept {
     switch (kind_) {
