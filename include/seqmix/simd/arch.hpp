@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
 
 /// Float batch of architecture A (default: the best the compiler flags enable; fma3<avx2> with -mavx2 -mfma).
@@ -42,6 +43,24 @@ constexpr index_t round_up(index_t n) noexcept {
 }
 
 namespace detail {
+template <class A, bool Wide = (fbatch<A>::size > 8)>
+struct narrow_arch_impl {
+  using type = A;
+};
+#if XSIMD_WITH_FMA3_AVX2
+template <class A>
+struct narrow_arch_impl<A, true> {
+  using type = xsimd::fma3<xsimd::avx2>;
+};
+#endif
+}  // namespace detail
+
+/// A, or the 8-lane AVX2 + FMA arch (a subset of AVX-512) when A has more than 8 float lanes: for kernels
+/// whose packed layouts are built for batches of at most 8 floats. Throws: nothing.
+template <class A = xsimd::default_arch>
+using narrow_arch = typename detail::narrow_arch_impl<A>::type;
+
+namespace detail {
 #if defined(__AVX2__)
 inline constexpr bool compiled_avx2 = true;
 #else
@@ -52,6 +71,11 @@ inline constexpr bool compiled_f16c = true;
 #else
 inline constexpr bool compiled_f16c = false;
 #endif
+#if defined(__AVX512F__)
+inline constexpr bool compiled_avx512f = true;
+#else
+inline constexpr bool compiled_avx512f = false;
+#endif
 
 /// True when A is a 256-bit AVX2 arch and the compiler enables AVX2: the intrinsics fast paths apply.
 template <class A>
@@ -61,9 +85,16 @@ inline constexpr bool is_avx2 = (compiled_avx2 && std::is_base_of_v<xsimd::avx2,
 template <class A>
 inline constexpr bool is_avx_f16c = (compiled_f16c && std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8);
 
+/// True when A is a 512-bit AVX-512 arch and the compiler enables AVX-512F: the zmm intrinsics paths apply.
+template <class A>
+inline constexpr bool is_avx512 = (compiled_avx512f && std::is_base_of_v<xsimd::avx512f, A> && fbatch<A>::size == 16);
+
 /// Lane 0 of a batch as a scalar (one register move on x86).
 template <class A>
 SEQMIX_ALWAYS_INLINE float first(const fbatch<A>& x) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (is_avx512<A>) return _mm512_cvtss_f32(x);
+#endif
 #if defined(__AVX__)
   if constexpr (std::is_base_of_v<xsimd::avx, A> && fbatch<A>::size == 8) return _mm256_cvtss_f32(x);
 #endif
@@ -75,3 +106,4 @@ SEQMIX_ALWAYS_INLINE float first(const fbatch<A>& x) noexcept {
 }  // namespace detail
 
 }  // namespace seqmix::vec
+SEQMIX_DIAG_POP

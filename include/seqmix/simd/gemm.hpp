@@ -10,6 +10,7 @@
 #include "arch.hpp"
 #include "load_store.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
 
 /// Read-only strided matrix: element (i, j) is p[i * rs + j * cs]. A transpose is the same memory with rs
@@ -83,7 +84,7 @@ inline void gemm_pack_b(const_matrix_ref b, index_t k0, index_t kc, index_t j0, 
   }
   index_t j = 0;
 #if defined(__AVX2__)
-  if constexpr (is_avx2<A>) {
+  if constexpr (is_avx2<A> || is_avx512<A>) {  // (AVX-512 implies AVX2: NR = 32 is 4 groups of 8)
     if (b.rs == 1) {  // B transposed (columns contiguous, e.g. K^T in Q K^T): 8x8 register transposes
       for (; j + 8 <= nr; j += 8) {
         index_t k = 0;
@@ -400,3 +401,4 @@ inline void gemm_rm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
 }
 
 }  // namespace seqmix::vec
+SEQMIX_DIAG_POP

@@ -10,6 +10,7 @@
 #include "../core/dtype.hpp"
 #include "arch.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
 
 namespace detail {
@@ -34,6 +35,22 @@ SEQMIX_ALWAYS_INLINE __m128i to_bf16_avx2(__m256 x) noexcept {
   const __m256i isnan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
   const __m256i r = _mm256_blendv_epi8(rounded, nan, isnan);
   return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+#endif
+#if defined(__AVX512F__)
+/// Lanes [0, n) set (n in [0, 16]).
+SEQMIX_ALWAYS_INLINE __mmask16 lane_mask16(index_t n) noexcept {
+  return static_cast<__mmask16>((1u << static_cast<unsigned>(n)) - 1u);
+}
+/// float -> bf16 bits as to_bf16_avx2, 16 lanes.
+SEQMIX_ALWAYS_INLINE __m256i to_bf16_avx512(__m512 x) noexcept {
+  const __m512i xi = _mm512_castps_si512(x);
+  const __m512i hi = _mm512_srli_epi32(xi, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(xi, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __m512i nan = _mm512_or_si512(hi, _mm512_set1_epi32(0x40));
+  const __m512i r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), rounded, nan);
+  return _mm512_cvtepi32_epi16(r);  // every lane < 2^16: truncation is exact
 }
 #endif
 }  // namespace detail
@@ -63,6 +80,18 @@ SEQMIX_ALWAYS_INLINE fbatch<A> load(const T* p) noexcept {
     return fbatch<A>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
 #endif
+#if defined(__AVX512F__)
+  else if constexpr (detail::is_avx512<A> && std::is_same_v<T, double>) {
+    const __m256d lo = _mm256_castps_pd(_mm512_cvtpd_ps(_mm512_loadu_pd(p)));
+    const __m256d hi = _mm256_castps_pd(_mm512_cvtpd_ps(_mm512_loadu_pd(p + 8)));
+    return fbatch<A>(_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1)));
+  } else if constexpr (detail::is_avx512<A> && std::is_same_v<T, bf16>) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return fbatch<A>(_mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+  } else if constexpr (detail::is_avx512<A> && std::is_same_v<T, f16>) {
+    return fbatch<A>(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+  }
+#endif
   else {
     return detail::load_scalar<A>(p, width<A>, 1);
   }
@@ -78,6 +107,11 @@ SEQMIX_ALWAYS_INLINE fbatch<A> load_tail(const T* p, index_t n) noexcept {
 #if defined(__AVX2__)
   if constexpr (detail::is_avx2<A> && std::is_same_v<T, float>) {
     return fbatch<A>(_mm256_maskload_ps(p, detail::lane_mask(n)));
+  } else
+#endif
+#if defined(__AVX512F__)
+  if constexpr (detail::is_avx512<A> && std::is_same_v<T, float>) {
+    return fbatch<A>(_mm512_maskz_loadu_ps(detail::lane_mask16(n), p));  // masked lanes never fault
   } else
 #endif
   {
@@ -98,6 +132,15 @@ SEQMIX_ALWAYS_INLINE fbatch<A> load_strided(const T* p, index_t stride) noexcept
       const __m256i s = _mm256_set1_epi32(static_cast<int>(stride));
       const __m256i idx = _mm256_mullo_epi32(s, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
       return fbatch<A>(_mm256_i32gather_ps(p, idx, 4));
+    }
+  }
+#endif
+#if defined(__AVX512F__)
+  if constexpr (detail::is_avx512<A> && std::is_same_v<T, float>) {
+    if (stride <= 0x7fffffff / 16 && stride >= -0x7fffffff / 16) {
+      const __m512i idx = _mm512_mullo_epi32(_mm512_set1_epi32(static_cast<int>(stride)),
+                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+      return fbatch<A>(_mm512_i32gather_ps(idx, p, 4));
     }
   }
 #endif
@@ -135,6 +178,16 @@ SEQMIX_ALWAYS_INLINE void store(T* p, const xsimd::batch<float, A>& x) noexcept 
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
   }
 #endif
+#if defined(__AVX512F__)
+  else if constexpr (detail::is_avx512<A> && std::is_same_v<T, double>) {
+    _mm512_storeu_pd(p, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+    _mm512_storeu_pd(p + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+  } else if constexpr (detail::is_avx512<A> && std::is_same_v<T, bf16>) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), detail::to_bf16_avx512(x));
+  } else if constexpr (detail::is_avx512<A> && std::is_same_v<T, f16>) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+  }
+#endif
   else {
     alignas(64) float buf[fbatch<A>::size];
     x.store_aligned(buf);
@@ -159,6 +212,17 @@ SEQMIX_ALWAYS_INLINE void store_tail(T* p, const xsimd::batch<float, A>& x, inde
     return;
   }
 #endif
+#if defined(__AVX512F__)
+  if constexpr (detail::is_avx512<A> && std::is_same_v<T, float>) {
+    _mm512_mask_storeu_ps(p, detail::lane_mask16(n), x);
+    return;
+  } else if constexpr (detail::is_avx512<A> && (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)) {
+    alignas(32) T buf[16];
+    vec::store(buf, x);
+    std::memcpy(static_cast<void*>(p), buf, static_cast<std::size_t>(n) * sizeof(T));
+    return;
+  }
+#endif
   alignas(64) float buf[fbatch<A>::size];
   x.store_aligned(buf);
   for (index_t i = 0; i < n; ++i) p[i] = seqmix::from_float<T>(buf[i]);
@@ -177,3 +241,4 @@ SEQMIX_ALWAYS_INLINE void store_strided(T* p, index_t stride, const xsimd::batch
 }
 
 }  // namespace seqmix::vec
+SEQMIX_DIAG_POP

@@ -11,6 +11,7 @@
 // Accuracy figures below are measured by tests/simd/test_math.cpp (dense sweeps, float64 reference) and
 // tabulated in docs/02-simd.md. "Relative error" is |y - ref| / |ref| with ref = the exact value in double.
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
 
 /// e^x, branch-free: Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2), degree-7 polynomial for e^r,
@@ -197,3 +198,4 @@ SEQMIX_ALWAYS_INLINE float tanh(float x) noexcept {
 }
 
 }  // namespace seqmix::vec
+SEQMIX_DIAG_POP

@@ -7,6 +7,7 @@
 
 #include "arch.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
 
 /// Sum of the lanes of x (order: xsimd::hadd's pairwise tree; NaN or inf in any lane propagates).
@@ -27,6 +28,12 @@ SEQMIX_ALWAYS_INLINE float hmax(const xsimd::batch<float, A>& x) noexcept {
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
     return _mm_cvtss_f32(m);
+  } else
+#endif
+#if defined(__AVX512F__)
+  if constexpr (detail::is_avx512<A>) {
+    if (_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) != 0) return std::numeric_limits<float>::quiet_NaN();
+    return _mm512_reduce_max_ps(x);
   } else
 #endif
   {
@@ -56,3 +63,4 @@ SEQMIX_ALWAYS_INLINE xsimd::batch<float, A> max_nan(const xsimd::batch<float, A>
 }
 
 }  // namespace seqmix::vec
+SEQMIX_DIAG_POP

@@ -23,6 +23,7 @@
 #include "../../../simd/prefetch.hpp"
 #include "../policies.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::detail::fa {
 
 inline constexpr index_t block_k = 64;  ///< keys per tile (columns of S)
@@ -187,8 +188,10 @@ SEQMIX_ALWAYS_INLINE void qk_rows(const float* SEQMIX_RESTRICT q, index_t ldq, c
   }
 }
 
-template <class A>
+/// Wider archs than 8 lanes (AVX-512) run the 8-lane kernel: K panels are 16 floats, 2 batches per row.
+template <class Arch>
 inline void qk_tile(const float* q, index_t ldq, index_t M, const float* kt, index_t Dp, float* s) noexcept {
+  using A = vec::narrow_arch<Arch>;
   index_t r = 0;
   for (; r + row_block <= M; r += row_block) qk_rows<A, row_block>(q + r * ldq, ldq, kt, Dp, s + r * block_k);
   switch (M - r) {
@@ -207,6 +210,7 @@ SEQMIX_ALWAYS_INLINE void pv_rows(const float* SEQMIX_RESTRICT p, const float* S
                                   index_t Dvp, const float* SEQMIX_RESTRICT alpha, float* SEQMIX_RESTRICT o) noexcept {
   using b = fbatch<A>;
   constexpr index_t W = static_cast<index_t>(b::size);
+  static_assert(W <= 8, "pv_rows: a batch must fit the 8-wide last V panel");
   index_t c = 0;
   for (; c + 2 * W <= Dvp; c += 2 * W) {
     b acc[R][2];
@@ -243,9 +247,11 @@ SEQMIX_ALWAYS_INLINE void pv_rows(const float* SEQMIX_RESTRICT p, const float* S
   }
 }
 
-template <class A>
+/// Wider archs than 8 lanes run the 8-lane kernel: V panels are 16 floats, the last one possibly 8.
+template <class Arch>
 inline void pv_tile(const float* p, index_t M, const float* v, index_t nk, index_t Dvp, const float* alpha,
                     float* o) noexcept {
+  using A = vec::narrow_arch<Arch>;
   index_t r = 0;
   for (; r + row_block <= M; r += row_block) pv_rows<A, row_block>(p + r * block_k, v, nk, Dvp, alpha + r, o + r * Dvp);
   switch (M - r) {
@@ -262,7 +268,7 @@ inline void pv_tile(const float* p, index_t M, const float* v, index_t nk, index
 template <class A>
 inline void pv_tile_exact(const float* p, index_t M, const float* v, index_t nk, index_t Dvp, const float* alpha,
                           float* o) noexcept {
-  using b = fbatch<A>;
+  using b = fbatch<vec::narrow_arch<A>>;  // Dvp is a multiple of 8 only
   constexpr index_t W = static_cast<index_t>(b::size);
   for (index_t r = 0; r < M; ++r) {
     float* orow = o + r * Dvp;
@@ -401,3 +407,4 @@ inline float finish_row(const float* acc, index_t Dv, float m, float l, const fl
 }
 
 }  // namespace seqmix::detail::fa
+SEQMIX_DIAG_POP
