@@ -46,6 +46,22 @@ struct delta_rule_decode_args {
   const_view<T, bthv> beta_v{};        ///< [B,T,H,V] per-value beta instead of beta
 };
 
+namespace delta_detail {
+
+/// DeltaNet's checks of delta_rule and delta_rule_decode (HV = H, no gate, beta or beta_v); the resolved problem.
+template <class T, class Args>
+gdr_problem<T> delta_rule_problem(const check& c, const Args& a, const delta_rule_options& o) {
+  c.require(static_cast<bool>(a.q) && static_cast<bool>(a.v), "q and v are required");
+  c.extent<axis::H>("v", a.v, a.q.template extent<axis::H>(), "q [B,T,H,K]");
+  c.require(!(a.beta && a.beta_v), "beta and beta_v were both given, expected one");
+  auto p = gdr_check_inputs<T>(c, a.q, a.k, a.v, {}, {}, a.beta, a.beta_v, {}, {}, {}, a.o, o.scale, o.use_qk_l2norm,
+                               false, false);
+  p.o = a.o;
+  return p;
+}
+
+}  // namespace delta_detail
+
 /// DeltaNet (SPEC §3.1.5): u_t = beta_t (v_t - S_{t-1}^T k_t); S_t = S_{t-1} + k_t u_t^T; o_t = S_t^T q~_t.
 /// Shapes: q, k [B,T,H,K]; v, o [B,T,H,V]; beta [B,T,H] or beta_v [B,T,H,V]; initial_state, final_state
 /// [N,H,K,V] (N = B, or the number of sequences with cu_seqlens [N+1] and B = 1).
@@ -54,15 +70,8 @@ struct delta_rule_decode_args {
 template <class Backend = simd<>, class T>
 void delta_rule(const delta_rule_args<T>& a, const delta_rule_options& o = {}, Backend = {}) {
   const check c("delta_rule");
-  c.require(static_cast<bool>(a.q) && static_cast<bool>(a.v), "q and v are required");
-  c.require(a.q.template extent<axis::H>() == a.v.template extent<axis::H>(),
-            "v.extent(H) = " + std::to_string(a.v.template extent<axis::H>()) + ", expected " +
-                std::to_string(a.q.template extent<axis::H>()) + " (from q [B,T,H,K])");
-  c.require(!(a.beta && a.beta_v), "beta and beta_v were both given, expected one");
+  auto p = delta_detail::delta_rule_problem<T>(c, a, o);
   c.require(!(a.beta_v && o.mode == linear_mode::chunk), "per-value beta_v has no chunk form, use mode recurrent");
-  auto p = delta_detail::gdr_check_inputs<T>(c, a.q, a.k, a.v, {}, {}, a.beta, a.beta_v, {}, {}, {}, a.o, o.scale,
-                                             o.use_qk_l2norm, false, false);
-  p.o = a.o;
   linear_detail::check_options(c, o, {16, 32, 64});
   const auto plan = linear_detail::check_plan(c, a.q, a.cu_seqlens);
   linear_detail::check_state(c, "initial_state", a.initial_state, plan.count(), p.HV, p.K, p.V, "v [B,T,H,V]");
@@ -78,14 +87,7 @@ void delta_rule(const delta_rule_args<T>& a, const delta_rule_options& o = {}, B
 template <class Backend = simd<>, class T>
 void delta_rule_decode(const delta_rule_decode_args<T>& a, const delta_rule_options& o = {}, Backend = {}) {
   const check c("delta_rule_decode");
-  c.require(static_cast<bool>(a.q) && static_cast<bool>(a.v), "q and v are required");
-  c.require(a.q.template extent<axis::H>() == a.v.template extent<axis::H>(),
-            "v.extent(H) = " + std::to_string(a.v.template extent<axis::H>()) + ", expected " +
-                std::to_string(a.q.template extent<axis::H>()) + " (from q [B,T,H,K])");
-  c.require(!(a.beta && a.beta_v), "beta and beta_v were both given, expected one");
-  auto p = delta_detail::gdr_check_inputs<T>(c, a.q, a.k, a.v, {}, {}, a.beta, a.beta_v, {}, {}, {}, a.o, o.scale,
-                                             o.use_qk_l2norm, false, false);
-  p.o = a.o;
+  auto p = delta_detail::delta_rule_problem<T>(c, a, o);
   const index_t B = a.q.template extent<axis::B>();
   linear_detail::check_decode_slots(c, a.state, a.state_indices, B, "q [B,T,H,K]");
   linear_detail::check_state(c, "state", a.state, a.state.template extent<axis::N>(), p.HV, p.K, p.V, "v [B,T,H,V]");
