@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <utility>
@@ -34,6 +35,22 @@ std::string mode_name(linear_mode m) {
   return m == linear_mode::chunk ? "chunk" : m == linear_mode::recurrent ? "recurrent" : "auto";
 }
 
+/// Runs op on d through the float64 reference (ref_mode), then through the fast path in each of `modes`,
+/// and compares o and ht with the reference (tolerance<T>(s.T)).
+template <class T>
+void check_fast_modes(gated_op op, const gated_data<T>& d, const gated_shape& s, const_state_view h0,
+                      std::initializer_list<linear_mode> modes, linear_mode ref_mode = linear_mode::auto_) {
+  outputs<T> ref(s.B, s.T, s.H, s.K, s.V, s.B);
+  run_gated<reference>(op, d.inputs(), ref.o.view(), h0, ref.ht.view(), {}, ref_mode);
+  for (linear_mode m : modes) {
+    INFO(op_name(op) << " mode " << mode_name(m));
+    outputs<T> out(s.B, s.T, s.H, s.K, s.V, s.B);
+    run_gated<simd<>>(op, d.inputs(), out.o.view(), h0, out.ht.view(), {}, m);
+    SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<T>(s.T));
+    SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<T>(s.T));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("gated linear ops: chunk and recurrent == float64 reference over awkward lengths", "[linear_attention]") {
@@ -46,15 +63,8 @@ TEST_CASE("gated linear ops: chunk and recurrent == float64 reference over awkwa
       d.for_op(op, r);
       const bool with_h0 = (T % 2) == 1;
       const_state_view h0 = with_h0 ? d.h0.cview() : const_state_view{};
-      outputs<float> ref(s.B, T, s.H, s.K, s.V, s.B);
-      run_gated<reference>(op, d.inputs(), ref.o.view(), h0, ref.ht.view(), {}, linear_mode::auto_);
-      for (linear_mode m : fast_modes) {
-        INFO(op_name(op) << " T=" << T << " mode " << mode_name(m) << " h0 " << with_h0);
-        outputs<float> out(s.B, T, s.H, s.K, s.V, s.B);
-        run_gated<simd<>>(op, d.inputs(), out.o.view(), h0, out.ht.view(), {}, m);
-        SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(T));
-        SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(T));
-      }
+      INFO("T=" << T << " h0 " << with_h0);
+      check_fast_modes(op, d, s, h0, {linear_mode::recurrent, linear_mode::chunk, linear_mode::auto_});
     }
   }
 }
@@ -243,15 +253,7 @@ TEMPLATE_TEST_CASE("gated linear ops: bf16 / f16 inputs, float32 state", "[linea
     const gated_shape s{2, 100, 2, 16, 24};
     gated_data<TestType> d(s, r);
     d.for_op(op, r);
-    outputs<TestType> ref(s.B, s.T, s.H, s.K, s.V, s.B);
-    run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::auto_);
-    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
-      INFO(op_name(op) << " " << mode_name(m));
-      outputs<TestType> out(s.B, s.T, s.H, s.K, s.V, s.B);
-      run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, m);
-      SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<TestType>(s.T));
-      SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<TestType>(s.T));
-    }
+    check_fast_modes(op, d, s, d.h0.cview(), {linear_mode::chunk, linear_mode::recurrent});
   }
 }
 
@@ -282,15 +284,8 @@ TEST_CASE("gated linear ops: strong decay (g down to -30 per step) and zero gate
           d.g.view()(0, t, h) = 0.0f;
           for (index_t k = 0; k < s.K; ++k) d.gk.view()(0, t, h, k) = (k % 2) ? 0.0f : -1e-3f;
         }
-      outputs<float> ref(s.B, s.T, s.H, s.K, s.V, s.B);
-      run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::auto_);
-      for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
-        INFO(op_name(op) << " gates [" << lo << ", " << hi << "] " << mode_name(m));
-        outputs<float> out(s.B, s.T, s.H, s.K, s.V, s.B);
-        run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, m);
-        SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
-        SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
-      }
+      INFO("gates [" << lo << ", " << hi << "]");
+      check_fast_modes(op, d, s, d.h0.cview(), {linear_mode::chunk, linear_mode::recurrent});
     }
   }
 }
@@ -309,15 +304,7 @@ TEST_CASE("gated linear ops: isolated huge decays (g = -1e4, -inf) in the chunk 
         d.g.view()(0, t, h) = g;
         for (index_t k = 0; k < s.K; ++k) d.gk.view()(0, t, h, k) = (k + t) % 3 ? -0.05f : g;
       }
-    outputs<float> ref(s.B, s.T, s.H, s.K, s.V, s.B);
-    run_gated<reference>(op, d.inputs(), ref.o.view(), d.h0.cview(), ref.ht.view(), {}, linear_mode::recurrent);
-    for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
-      INFO(op_name(op) << " " << mode_name(m));
-      outputs<float> out(s.B, s.T, s.H, s.K, s.V, s.B);
-      run_gated<simd<>>(op, d.inputs(), out.o.view(), d.h0.cview(), out.ht.view(), {}, m);
-      SEQMIX_REQUIRE_CLOSE(out.o.cview(), ref.o.cview(), tolerance<float>(s.T));
-      SEQMIX_REQUIRE_CLOSE(out.ht.cview(), ref.ht.cview(), tolerance<float>(s.T));
-    }
+    check_fast_modes(op, d, s, d.h0.cview(), {linear_mode::chunk, linear_mode::recurrent}, linear_mode::recurrent);
   }
 }
 
