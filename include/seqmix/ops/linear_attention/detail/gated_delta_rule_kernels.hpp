@@ -609,34 +609,31 @@ bool gdr_chunk_rows(const gdr_problem<T>& p, gdr_scratch& w, index_t c) noexcept
     float* e = w.t1;
     qg = w.qg;
     kg = w.kg;
-    for (index_t i = 0; i < c; ++i) {
-      const float* gi = w.gam + i * Kp;
-      for (index_t a = 0; a < K; ++a) e[a] = gi[a] - R[a];
-      exp_inplace<Arch>(e, K);
-      for (index_t a = 0; a < K; ++a) {
-        qg[i * Kp + a] = w.q[i * Kp + a] * e[a];
-        kg[i * Kp + a] = w.k[i * Kp + a] * e[a];
+    // qg, kg = q, k . e^{G_i - from} (from = 0 when null); kt = (k . e^{to - G_i})^T
+    auto decayed = [&](const float* from, const float* to) {
+      for (index_t i = 0; i < c; ++i) {
+        const float* gi = w.gam + i * Kp;
+        if (from) {
+          for (index_t a = 0; a < K; ++a) e[a] = gi[a] - from[a];
+        } else {
+          std::copy(gi, gi + K, e);
+        }
+        exp_inplace<Arch>(e, K);
+        for (index_t a = 0; a < K; ++a) {
+          qg[i * Kp + a] = w.q[i * Kp + a] * e[a];
+          kg[i * Kp + a] = w.k[i * Kp + a] * e[a];
+        }
+        for (index_t a = 0; a < K; ++a) e[a] = to[a] - gi[a];
+        exp_inplace<Arch>(e, K);
+        for (index_t a = 0; a < K; ++a) w.kt[a * Cp + i] = w.k[i * Kp + a] * e[a];
       }
-      for (index_t a = 0; a < K; ++a) e[a] = R[a] - gi[a];
-      exp_inplace<Arch>(e, K);
-      for (index_t a = 0; a < K; ++a) w.kt[a * Cp + i] = w.k[i * Kp + a] * e[a];
-    }
+    };
+    decayed(R, R);
     sgemm_tril_c<Arch>(c, Cp, Kp, qg, Kp, w.kt, Cp, w.P, Cp);
     sgemm_tril_c<Arch>(c, Cp, Kp, kg, Kp, w.kt, Cp, w.L, Cp);
     // decay-applied operands for the state terms
     const float* gl = w.gam + (c - 1) * Kp;
-    for (index_t i = 0; i < c; ++i) {
-      const float* gi = w.gam + i * Kp;
-      std::copy(gi, gi + K, e);
-      exp_inplace<Arch>(e, K);
-      for (index_t a = 0; a < K; ++a) {
-        qg[i * Kp + a] = w.q[i * Kp + a] * e[a];
-        kg[i * Kp + a] = w.k[i * Kp + a] * e[a];
-      }
-      for (index_t a = 0; a < K; ++a) e[a] = gl[a] - gi[a];
-      exp_inplace<Arch>(e, K);
-      for (index_t a = 0; a < K; ++a) w.kt[a * Cp + i] = w.k[i * Kp + a] * e[a];
-    }
+    decayed(nullptr, gl);
     dlast = w.t2;
     std::copy(gl, gl + K, dlast);
     exp_inplace<Arch>(dlast, K);
