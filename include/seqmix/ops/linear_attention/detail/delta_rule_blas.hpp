@@ -15,6 +15,7 @@
 #include "../../../simd/load_store.hpp"
 #include "../../../simd/prefetch.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::delta_detail {
 
 /// Scratch rows are padded to this many floats (64 bytes), so every row holds whole batches.
@@ -282,3 +283,4 @@ inline float sigmoid_f(float x) noexcept { return 1.0f / (1.0f + std::exp(-x)); 
 inline double sigmoid_d(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
 
 }  // namespace seqmix::delta_detail
+SEQMIX_DIAG_POP

@@ -12,6 +12,7 @@
 #include "../../../simd/reduce.hpp"
 #include "gated_delta_rule_problem.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::delta_detail {
 
 /// Scratch of one (sequence, head) task, carved from a worker's workspace block.
@@ -792,3 +793,4 @@ void gdr_fast_job(const gdr_problem<T>& p, const linear_detail::seq_desc& s, ind
 }
 
 }  // namespace seqmix::delta_detail
+SEQMIX_DIAG_POP

@@ -18,6 +18,7 @@
 #include "gated_problem.hpp"
 #include "gemm.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::linear_detail {
 
 template <class Arch>
@@ -796,3 +797,4 @@ struct gated_task {
 };
 
 }  // namespace seqmix::linear_detail
+SEQMIX_DIAG_POP

@@ -9,6 +9,7 @@
 
 #include "../../../config.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::linear_detail {
 
 /// Triangular shortcuts of gemm(): `lower_a` means A is lower triangular (row i reads only k <= i);
@@ -93,3 +94,4 @@ void gemm(index_t M, index_t N, index_t Kd, const float* A, index_t lda, const f
 }
 
 }  // namespace seqmix::linear_detail
+SEQMIX_DIAG_POP

@@ -13,6 +13,7 @@
 #include "common.hpp"
 #include "gated_problem.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::linear_detail {
 
 inline constexpr index_t hgrn_block = 64;  // channels per task
@@ -130,3 +131,4 @@ void hgrn_impl(const hgrn_problem<T>& p, linear_mode mode, index_t C, const run_
 }
 
 }  // namespace seqmix::linear_detail
+SEQMIX_DIAG_POP
