@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // tests/runtime/test_parallel_for.cpp: every index visited exactly once, under 1, 2 and 7 threads;
 // worker ids in range; grids; a user-supplied executor; workspaces.
+#include <algorithm>
 #include <atomic>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include <seqmix/runtime/runtime.hpp>
@@ -128,4 +130,51 @@ TEST_CASE("parallel_for: tasks flush subnormals to zero and restore the caller's
   parallel_for(par_t{2}, 4, [&](index_t i) { inside[static_cast<std::size_t>(i)] = tiny * half; });
   for (float x : inside) REQUIRE(x == tiny * half);
 #endif
+}
+
+TEST_CASE("items_per_task: one task per worker when rows split evenly, else two", "[runtime]") {
+  CHECK(items_per_task(1, 16, 1) == 16);  // one worker: all items in one task
+  CHECK(items_per_task(1, 16, 2) == 8);   // one task per worker
+  CHECK(items_per_task(1, 32, 2) == 16);
+  CHECK(items_per_task(2, 16, 2) == 16);        // one row per worker
+  CHECK(items_per_task(3, 16, 2) == 8);         // 3 tasks would not divide: 6
+  CHECK(items_per_task(1, 16, 2, true) == 4);   // uneven rows: two tasks per worker
+  CHECK(items_per_task(1, 32, 16) == 2);
+  CHECK(items_per_task(1, 3, 2) == 2);
+  CHECK(items_per_task(1, 1, 2) == 1);
+  CHECK(items_per_task(1, 0, 2) == 1);  // no items: callers make 0 groups
+}
+
+TEST_CASE("parallel_for_groups: every row x item exactly once, items of a task contiguous", "[runtime]") {
+  for (const auto& [rows, items, threads] : {std::tuple{1, 7, 2}, std::tuple{3, 5, 2}, std::tuple{8, 32, 2},
+                                             std::tuple{2, 1, 3}, std::tuple{4, 0, 2}, std::tuple{0, 4, 2}}) {
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(std::max(rows * items, 1)));
+    std::vector<std::atomic<int>> last(static_cast<std::size_t>(std::max(threads, 1)));
+    for (auto& x : last) x = -1;
+    std::atomic<bool> contiguous{true}, ids_ok{true};
+    parallel_for_groups(par_t{threads}, rows, items, [&](index_t r, index_t i, int w) {
+      if (w < 0 || w >= threads) {
+        ids_ok = false;
+        return;
+      }
+      hits[static_cast<std::size_t>(r * items + i)]++;
+      const int prev = last[static_cast<std::size_t>(w)].exchange(static_cast<int>(r * items + i));
+      // within a task the items of one row follow each other (a new task may start anywhere)
+      if (prev >= 0 && prev / std::max(items, 1) == r && i > 0 && prev != r * items + i - 1 &&
+          (i % items_per_task(rows, items, threads)) != 0)
+        contiguous = false;
+    });
+    for (index_t k = 0; k < rows * items; ++k) CHECK(hits[static_cast<std::size_t>(k)] == 1);
+    CHECK(ids_ok);
+    CHECK(contiguous);
+  }
+}
+
+TEST_CASE("parallel_for: named (lvalue) functors, 1-D and grid", "[runtime]") {
+  std::vector<std::atomic<int>> hits(12);
+  auto one = [&](index_t i) { hits[static_cast<std::size_t>(i)]++; };
+  parallel_for(par_t{2}, 12, one);
+  auto two = [&](index_t a, index_t b, int) { hits[static_cast<std::size_t>(a * 4 + b)]++; };
+  parallel_for(par_t{2}, grid{3, 4}, two);
+  for (auto& h : hits) CHECK(h == 2);
 }

@@ -478,18 +478,7 @@ TEST_CASE("gated linear ops: two threads == one thread", "[linear_attention][thr
   }
 }
 
-TEST_CASE("gated linear ops: task grid (heads per task)", "[linear_attention][threads]") {
-  using linear_detail::heads_per_task;
-  CHECK(heads_per_task(1, 16, 1) == 16);         // one worker: all heads in one task
-  CHECK(heads_per_task(1, 16, 2) == 8);          // one task per worker
-  CHECK(heads_per_task(1, 32, 2) == 16);
-  CHECK(heads_per_task(2, 16, 2) == 16);         // one sequence per worker
-  CHECK(heads_per_task(3, 16, 2) == 8);          // 3 tasks would not divide: 6
-  CHECK(heads_per_task(1, 16, 2, true) == 4);    // varlen: two tasks per worker
-  CHECK(heads_per_task(1, 32, 16) == 2);
-  CHECK(heads_per_task(1, 3, 2) == 2);
-  CHECK(heads_per_task(1, 1, 2) == 1);
-  CHECK(heads_per_task(1, 0, 2) == 1);                // no heads: callers make 0 groups
+TEST_CASE("gated linear ops: task grid (heads per task, items_per_task)", "[linear_attention][threads]") {
   // three equal sequences on two threads (6 tasks) == one thread, bit for bit
   rng r(28);
   const gated_shape s{3, 200, 4, 64, 64};

@@ -31,7 +31,7 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
   const bool small = 3.0 * static_cast<double>(tokens * H * K * V) < parallel_min_madds;
   const any_executor ex = small ? any_executor(seq) : run.executor;
   const int workers = small ? 1 : std::max(1, run.workers());
-  const index_t G = heads_per_task(N, H, workers, static_cast<bool>(p.plan.cu));
+  const index_t G = items_per_task(N, H, workers, static_cast<bool>(p.plan.cu));
   const index_t groups = (H + G - 1) / G;
   ws.reserve(workers, gated_bufs::bytes<Arch>(K, V, C, G));
   const float scale = static_cast<float>(p.scale);

@@ -253,32 +253,5 @@ inline void cumsum_rows(float* g, index_t rows, index_t K, index_t ld) noexcept 
 /// split (down to single tokens, which are the exact recurrent step).
 inline constexpr float factor_range_limit = 60.0f;
 
-/// Heads per task of the linear and delta-rule families: a task walks one sequence for a group of heads,
-/// heads inner, so that every page of a [B,T,H,D] input row is used by the whole group while it is hot in
-/// the TLB and caches (one head per task touches one page per token and runs 1.5x slower at H = 16,
-/// K = 64). Equal sequences that split evenly take one task per worker (the larger groups measured 3%
-/// faster at two threads than two tasks per worker: GLA H=16 4.2 vs 4.3 ms, RWKV-6 H=32 9.0 vs 9.3 ms);
-/// otherwise (varlen, or sequences that do not divide among the workers) two tasks per worker.
-inline index_t heads_per_task(index_t N, index_t H, int workers, bool varlen = false) noexcept {
-  if (H <= 0) return 1;  // no heads: no tasks (the caller's group count is 0)
-  const index_t w = std::max(1, workers), n = std::max<index_t>(N, 1);
-  index_t groups = std::clamp<index_t>((w + n - 1) / n, 1, H);
-  const index_t tasks = n * ((H + (H + groups - 1) / groups - 1) / ((H + groups - 1) / groups));
-  if (varlen || tasks % w != 0) groups = std::clamp<index_t>((2 * w + n - 1) / n, 1, H);
-  return (H + groups - 1) / groups;
-}
-
-/// Runs f(b, h, worker) for every batch row x head of a decode step on ex, the heads of a row in contiguous
-/// groups of heads_per_task: one (b, h) per task made 256 tasks of ~1 us at B = 8, H = 32, and the shared task
-/// counter and output lines bounced between the cores (two threads slower than one).
-template <class F>
-void for_each_decode_head(const any_executor& ex, index_t B, index_t H, F&& f) {
-  const index_t G = heads_per_task(B, H, ex.concurrency());
-  const index_t ng = H > 0 ? (H + G - 1) / G : 0;
-  parallel_for(ex, grid{B, ng}, [&](index_t b, index_t g, int worker) {
-    for (index_t h = g * G; h < std::min(H, (g + 1) * G); ++h) f(b, h, worker);
-  });
-}
-
 }  // namespace linear_detail
 }  // namespace seqmix

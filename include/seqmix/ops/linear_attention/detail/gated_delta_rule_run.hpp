@@ -42,7 +42,7 @@ void for_each_head_group(const run_context& run, const linear_detail::seq_plan& 
   const double work = static_cast<double>(plan.T) * static_cast<double>(plan.cu ? 1 : plan.B) *
                       static_cast<double>(heads * K * V);
   const int workers = 4 * work < parallel_min_madds ? 1 : run.workers();
-  const index_t G = linear_detail::heads_per_task(N, heads, workers, static_cast<bool>(plan.cu));
+  const index_t G = items_per_task(N, heads, workers, static_cast<bool>(plan.cu));
   const index_t ng = (heads + G - 1) / G;
   ws.reserve(run.workers(), group_bytes(G));
   parallel_for(pick_executor(run, work), grid{N, ng}, [&](index_t n, index_t gi, int worker) {
@@ -79,7 +79,7 @@ void gdr_run_decode(const gdr_problem<T>& p, index_t B, index_t Tn, state_view s
   workspace& ws = run.scratch();
   if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(run.workers(), gdr_scratch::bytes(Tn, p.K, p.V));
   const double work = static_cast<double>(B * Tn) * static_cast<double>(p.HV * p.K * p.V);
-  linear_detail::for_each_decode_head(pick_executor(run, work), B, p.HV, [&](index_t b, index_t j, int worker) {
+  parallel_for_groups(pick_executor(run, work), B, p.HV, [&](index_t b, index_t j, int worker) {
     const index_t slot = idx ? static_cast<index_t>(idx(b)) : b;
     if (slot < 0) {
       for (index_t t = 0; t < Tn; ++t)

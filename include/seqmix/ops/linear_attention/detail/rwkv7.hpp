@@ -144,7 +144,7 @@ void rwkv7_decode(const rwkv7_decode_args<T>& x, const rwkv7_options& o = {}, Ba
   workspace& ws = o.run.scratch();
   if constexpr (!std::is_same_v<Backend, reference>) ws.reserve(o.run.workers(), delta_detail::rwkv7_group_bytes(Tn, p.K, p.V, 1));
   const double work = static_cast<double>(B * Tn) * static_cast<double>(p.H * p.K * p.V);
-  linear_detail::for_each_decode_head(delta_detail::pick_executor(o.run, work), B, p.H, [&](index_t b, index_t h, int worker) {
+  parallel_for_groups(delta_detail::pick_executor(o.run, work), B, p.H, [&](index_t b, index_t h, int worker) {
     const index_t slot = x.state_indices ? static_cast<index_t>(x.state_indices(b)) : b;
     if (slot < 0) {
       for (index_t t = 0; t < Tn; ++t)
