@@ -14,6 +14,37 @@
 #include <immintrin.h>
 #endif
 
+// xsimd 8.1 has no fma / fms / fnma / fnms kernels for AVX-512: they fall back to the generic x * y + z,
+// two roundings unless the compiler contracts it (clang 14 does not; g++ only with -ffp-contract=fast), which
+// broke the exact-product FMAs of the SSD / scan exp2 (2.7e-6 instead of 1e-7) and doubled the FP ops.
+// These explicit specializations of the generic kernels emit vfmadd / vfmsub / vfnmadd / vfnmsub. They must
+// precede any use of xsimd::fma on an AVX-512 batch in the translation unit: include seqmix first.
+#if XSIMD_VERSION_MAJOR == 8 && defined(__AVX512F__)
+namespace xsimd::kernel {
+#define SEQMIX_XSIMD_FMA(ARCH, T, OP, INTR)                                                                      \
+  template <>                                                                                                    \
+  inline batch<T, ARCH> OP<ARCH, T>(batch<T, ARCH> const& x, batch<T, ARCH> const& y, batch<T, ARCH> const& z, \
+                                    requires_arch<generic>) noexcept {                                           \
+    return INTR(x, y, z);                                                                                        \
+  }
+#define SEQMIX_XSIMD_FMAS(ARCH)                          \
+  SEQMIX_XSIMD_FMA(ARCH, float, fma, _mm512_fmadd_ps)    \
+  SEQMIX_XSIMD_FMA(ARCH, float, fms, _mm512_fmsub_ps)    \
+  SEQMIX_XSIMD_FMA(ARCH, float, fnma, _mm512_fnmadd_ps)  \
+  SEQMIX_XSIMD_FMA(ARCH, float, fnms, _mm512_fnmsub_ps)  \
+  SEQMIX_XSIMD_FMA(ARCH, double, fma, _mm512_fmadd_pd)   \
+  SEQMIX_XSIMD_FMA(ARCH, double, fms, _mm512_fmsub_pd)   \
+  SEQMIX_XSIMD_FMA(ARCH, double, fnma, _mm512_fnmadd_pd) \
+  SEQMIX_XSIMD_FMA(ARCH, double, fnms, _mm512_fnmsub_pd)
+SEQMIX_XSIMD_FMAS(avx512f)
+SEQMIX_XSIMD_FMAS(avx512cd)
+SEQMIX_XSIMD_FMAS(avx512dq)
+SEQMIX_XSIMD_FMAS(avx512bw)
+#undef SEQMIX_XSIMD_FMAS
+#undef SEQMIX_XSIMD_FMA
+}  // namespace xsimd::kernel
+#endif
+
 SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
 
