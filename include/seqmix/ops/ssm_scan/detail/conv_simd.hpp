@@ -17,6 +17,7 @@
 #include "segments.hpp"
 #include "vmath.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::detail::ssm {
 
 template <class A>
@@ -35,6 +36,12 @@ inline constexpr double conv_stream_min_bytes = 64.0 * (1 << 20);
 /// Streaming store of one batch to a width-aligned address (ordinary aligned store where the ISA has none).
 template <class A>
 SEQMIX_ALWAYS_INLINE void stream_store(float* p, fbatch<A> v) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (fbatch<A>::size == 16) {
+    _mm512_stream_ps(p, v);
+    return;
+  }
+#endif
 #if defined(__AVX__)
   if constexpr (fbatch<A>::size == 8) {
     _mm256_stream_ps(p, v);
@@ -348,3 +355,4 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
 }
 
 }  // namespace seqmix::detail::ssm
+SEQMIX_DIAG_POP

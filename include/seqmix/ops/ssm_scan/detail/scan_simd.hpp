@@ -16,6 +16,7 @@
 #include "segments.hpp"
 #include "vmath.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::detail::ssm {
 
 inline constexpr index_t scan_tile = 64;  // tokens per time tile
@@ -28,32 +29,34 @@ inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc,
   const index_t sd = v.template stride<axis::D>(), sl = v.template stride<axis::L>();
   const T* base = v.ptr(b, d0, t0);
 #if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float> && W == 8) {
-    if (sl == 1 && nc == 8) {
-      index_t t = 0;
-      for (; t + 8 <= n; t += 8) {
-        __m256 r[8];
-        for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(base + c * sd + t);
-        const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
-        const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
-        const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
-        const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
-        const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
-        const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
-        const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
-        const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
-        float* o = dst + t * 8;
-        _mm256_store_ps(o + 0, _mm256_permute2f128_ps(s0, s4, 0x20));
-        _mm256_store_ps(o + 8, _mm256_permute2f128_ps(s1, s5, 0x20));
-        _mm256_store_ps(o + 16, _mm256_permute2f128_ps(s2, s6, 0x20));
-        _mm256_store_ps(o + 24, _mm256_permute2f128_ps(s3, s7, 0x20));
-        _mm256_store_ps(o + 32, _mm256_permute2f128_ps(s0, s4, 0x31));
-        _mm256_store_ps(o + 40, _mm256_permute2f128_ps(s1, s5, 0x31));
-        _mm256_store_ps(o + 48, _mm256_permute2f128_ps(s2, s6, 0x31));
-        _mm256_store_ps(o + 56, _mm256_permute2f128_ps(s3, s7, 0x31));
+  if constexpr (std::is_same_v<T, float> && W % 8 == 0) {
+    if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2)
+      for (index_t c0 = 0; c0 < W; c0 += 8) {
+        index_t t = 0;
+        for (; t + 8 <= n; t += 8) {
+          __m256 r[8];
+          for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(base + (c0 + c) * sd + t);
+          const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
+          const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
+          const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
+          const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
+          const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
+          const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
+          const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
+          const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
+          float* o = dst + t * W + c0;
+          _mm256_store_ps(o + 0 * W, _mm256_permute2f128_ps(s0, s4, 0x20));
+          _mm256_store_ps(o + 1 * W, _mm256_permute2f128_ps(s1, s5, 0x20));
+          _mm256_store_ps(o + 2 * W, _mm256_permute2f128_ps(s2, s6, 0x20));
+          _mm256_store_ps(o + 3 * W, _mm256_permute2f128_ps(s3, s7, 0x20));
+          _mm256_store_ps(o + 4 * W, _mm256_permute2f128_ps(s0, s4, 0x31));
+          _mm256_store_ps(o + 5 * W, _mm256_permute2f128_ps(s1, s5, 0x31));
+          _mm256_store_ps(o + 6 * W, _mm256_permute2f128_ps(s2, s6, 0x31));
+          _mm256_store_ps(o + 7 * W, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+        for (; t < n; ++t)
+          for (index_t c = 0; c < 8; ++c) dst[t * W + c0 + c] = base[(c0 + c) * sd + t];
       }
-      for (; t < n; ++t)
-        for (index_t c = 0; c < 8; ++c) dst[t * 8 + c] = base[c * sd + t];
       return;
     }
   }
@@ -94,31 +97,33 @@ inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t n
   const index_t sd = v.template stride<axis::D>(), sl = v.template stride<axis::L>();
   T* base = v.ptr(b, d0, t0);
 #if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float> && W == 8) {
-    if (sl == 1 && nc == 8) {
-      index_t t = 0;
-      for (; t + 8 <= n; t += 8) {
-        __m256 r[8];
-        for (int c = 0; c < 8; ++c) r[c] = _mm256_load_ps(src + (t + c) * 8);
-        const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
-        const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
-        const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
-        const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
-        const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
-        const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
-        const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
-        const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
-        _mm256_storeu_ps(base + 0 * sd + t, _mm256_permute2f128_ps(s0, s4, 0x20));
-        _mm256_storeu_ps(base + 1 * sd + t, _mm256_permute2f128_ps(s1, s5, 0x20));
-        _mm256_storeu_ps(base + 2 * sd + t, _mm256_permute2f128_ps(s2, s6, 0x20));
-        _mm256_storeu_ps(base + 3 * sd + t, _mm256_permute2f128_ps(s3, s7, 0x20));
-        _mm256_storeu_ps(base + 4 * sd + t, _mm256_permute2f128_ps(s0, s4, 0x31));
-        _mm256_storeu_ps(base + 5 * sd + t, _mm256_permute2f128_ps(s1, s5, 0x31));
-        _mm256_storeu_ps(base + 6 * sd + t, _mm256_permute2f128_ps(s2, s6, 0x31));
-        _mm256_storeu_ps(base + 7 * sd + t, _mm256_permute2f128_ps(s3, s7, 0x31));
+  if constexpr (std::is_same_v<T, float> && W % 8 == 0) {
+    if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2)
+      for (index_t c0 = 0; c0 < W; c0 += 8) {
+        index_t t = 0;
+        for (; t + 8 <= n; t += 8) {
+          __m256 r[8];
+          for (int c = 0; c < 8; ++c) r[c] = _mm256_load_ps(src + (t + c) * W + c0);
+          const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
+          const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
+          const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
+          const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
+          const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
+          const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
+          const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
+          const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
+          _mm256_storeu_ps(base + (c0 + 0) * sd + t, _mm256_permute2f128_ps(s0, s4, 0x20));
+          _mm256_storeu_ps(base + (c0 + 1) * sd + t, _mm256_permute2f128_ps(s1, s5, 0x20));
+          _mm256_storeu_ps(base + (c0 + 2) * sd + t, _mm256_permute2f128_ps(s2, s6, 0x20));
+          _mm256_storeu_ps(base + (c0 + 3) * sd + t, _mm256_permute2f128_ps(s3, s7, 0x20));
+          _mm256_storeu_ps(base + (c0 + 4) * sd + t, _mm256_permute2f128_ps(s0, s4, 0x31));
+          _mm256_storeu_ps(base + (c0 + 5) * sd + t, _mm256_permute2f128_ps(s1, s5, 0x31));
+          _mm256_storeu_ps(base + (c0 + 6) * sd + t, _mm256_permute2f128_ps(s2, s6, 0x31));
+          _mm256_storeu_ps(base + (c0 + 7) * sd + t, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+        for (; t < n; ++t)
+          for (index_t c = 0; c < 8; ++c) base[(c0 + c) * sd + t] = src[t * W + c0 + c];
       }
-      for (; t < n; ++t)
-        for (index_t c = 0; c < 8; ++c) base[c * sd + t] = src[t * 8 + c];
       return;
     }
   }
@@ -309,11 +314,11 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
       };
       {
         index_t t = 0;
-        for (; t + 4 <= nt; t += 4) {
-          Bt v[4];
-          for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(dtb + (t + k) * W) + bias;
-          if (o.delta_softplus) lockstep::softplus<A, 4>(v);
-          for (int k = 0; k < 4; ++k) finish(t + k, v[k]);
+        for (; t + 8 <= nt; t += 8) {
+          Bt v[8];
+          for (int k = 0; k < 8; ++k) v[k] = Bt::load_aligned(dtb + (t + k) * W) + bias;
+          if (o.delta_softplus) lockstep::softplus<A, 8>(v);
+          for (int k = 0; k < 8; ++k) finish(t + k, v[k]);
         }
         for (; t < nt; ++t) {
           Bt v[1] = {Bt::load_aligned(dtb + t * W) + bias};
@@ -365,11 +370,11 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
         if (a.z) {
           gather_rows<A>(a.z, b, d0, nc, t0, nt, zb, 0.0f);
           index_t t = 0;
-          for (; t + 4 <= nt; t += 4) {  // silu(z) four tokens in lockstep
-            Bt v[4];
-            for (int k = 0; k < 4; ++k) v[k] = Bt::load_aligned(zb + (t + k) * W);
-            lockstep::silu<A, 4>(v);
-            for (int k = 0; k < 4; ++k) v[k].store_aligned(zb + (t + k) * W);
+          for (; t + 8 <= nt; t += 8) {  // silu(z) eight tokens in lockstep
+            Bt v[8];
+            for (int k = 0; k < 8; ++k) v[k] = Bt::load_aligned(zb + (t + k) * W);
+            lockstep::silu<A, 8>(v);
+            for (int k = 0; k < 8; ++k) v[k].store_aligned(zb + (t + k) * W);
           }
           for (; t < nt; ++t) {
             Bt v[1] = {Bt::load_aligned(zb + t * W)};
@@ -393,3 +398,4 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
 }
 
 }  // namespace seqmix::detail::ssm
+SEQMIX_DIAG_POP

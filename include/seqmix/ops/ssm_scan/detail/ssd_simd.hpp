@@ -20,6 +20,7 @@
 #include "segments.hpp"
 #include "vmath.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::detail::ssm {
 
 inline constexpr index_t round_up_to(index_t x, index_t m) noexcept { return (x + m - 1) / m * m; }
@@ -460,3 +461,4 @@ void ssd_impl(const ssd_args<T>& a, const ssd_options& o, simd<Arch>) {
 }
 
 }  // namespace seqmix::detail::ssm
+SEQMIX_DIAG_POP

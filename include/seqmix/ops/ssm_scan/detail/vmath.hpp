@@ -14,6 +14,7 @@
 #include "../../../core/dtype.hpp"
 #include "../../../simd/math.hpp"
 
+SEQMIX_DIAG_PUSH
 namespace seqmix::detail::ssm {
 
 template <class A>
@@ -197,3 +198,4 @@ SEQMIX_ALWAYS_INLINE void store_n(T* p, fbatch<A> v, index_t n) noexcept {
 }
 
 }  // namespace seqmix::detail::ssm
+SEQMIX_DIAG_POP
