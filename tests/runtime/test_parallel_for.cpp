@@ -146,9 +146,11 @@ TEST_CASE("items_per_task: one task per worker when rows split evenly, else two"
 }
 
 TEST_CASE("parallel_for_groups: every row x item exactly once, items of a task contiguous", "[runtime]") {
-  for (const auto& [rows, items, threads] : {std::tuple{1, 7, 2}, std::tuple{3, 5, 2}, std::tuple{8, 32, 2},
-                                             std::tuple{2, 1, 3}, std::tuple{4, 0, 2}, std::tuple{0, 4, 2}}) {
-    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(std::max(rows * items, 1)));
+  for (const auto& shape : {std::tuple{1, 7, 2}, std::tuple{3, 5, 2}, std::tuple{8, 32, 2}, std::tuple{2, 1, 3},
+                            std::tuple{4, 0, 2}, std::tuple{0, 4, 2}}) {
+    const index_t rows = std::get<0>(shape), items = std::get<1>(shape);  // plain locals: clang 14 cannot
+    const int threads = std::get<2>(shape);                                 // capture structured bindings
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(std::max<index_t>(rows * items, 1)));
     std::vector<std::atomic<int>> last(static_cast<std::size_t>(std::max(threads, 1)));
     for (auto& x : last) x = -1;
     std::atomic<bool> contiguous{true}, ids_ok{true};
@@ -160,7 +162,7 @@ TEST_CASE("parallel_for_groups: every row x item exactly once, items of a task c
       hits[static_cast<std::size_t>(r * items + i)]++;
       const int prev = last[static_cast<std::size_t>(w)].exchange(static_cast<int>(r * items + i));
       // within a task the items of one row follow each other (a new task may start anywhere)
-      if (prev >= 0 && prev / std::max(items, 1) == r && i > 0 && prev != r * items + i - 1 &&
+      if (prev >= 0 && prev / std::max<index_t>(items, 1) == r && i > 0 && prev != r * items + i - 1 &&
           (i % items_per_task(rows, items, threads)) != 0)
         contiguous = false;
     });

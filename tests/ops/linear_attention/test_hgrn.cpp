@@ -150,3 +150,26 @@ TEST_CASE("hgrn: bad shapes throw shape_error", "[hgrn][errors]") {
                                                .o = o2.view()}),
                          shape_error, message_contains("initial_state.extent(N) = 2, expected 1"));
 }
+
+TEMPLATE_TEST_CASE("hgrn: decode with state_indices -1 skips the row and zeroes its output", "[hgrn][decode]",
+                   simd<>, reference) {
+  rng r(37);
+  const index_t D = 40;
+  hgrn_data<float> d(2, 1, D, r);
+  tensor<float, nd> cache({2, D});
+  cache.uniform(r, -1, 1);
+  const std::vector<float> before = cache.storage();
+  tensor<float, btd> o({2, 1, D});
+  o.uniform(r, -1, 1);
+  const std::vector<std::int64_t> idx = {-1, 0};
+  hgrn_decode(hgrn_args<float>{.x = d.x.cview(), .g = d.g.cview(), .o = o.view()}, cache.view(),
+              state_indices_view(idx.data(), {2}), {}, TestType{});
+  for (index_t i = 0; i < D; ++i) {
+    REQUIRE(o.cview()(0, 0, i) == 0.0f);                                              // skipped row
+    REQUIRE(cache.cview()(1, i) == before[static_cast<std::size_t>(D + i)]);          // unused slot
+    const double h = std::exp(static_cast<double>(d.g.cview()(1, 0, i))) * before[static_cast<std::size_t>(i)] +
+                     d.x.cview()(1, 0, i);                                            // row 1 on slot 0
+    REQUIRE(std::abs(o.cview()(1, 0, i) - h) <= 1e-6 * (1 + std::abs(h)));
+    REQUIRE(std::abs(cache.cview()(0, i) - h) <= 1e-6 * (1 + std::abs(h)));
+  }
+}

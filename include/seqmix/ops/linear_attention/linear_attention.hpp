@@ -183,7 +183,7 @@ void run_gated(const gated_problem<T>& p, linear_mode mode, index_t C, const run
 // Every op has a prefill entry point (`op(args, options, backend)`: initial_state -> final_state, varlen
 // through cu_seqlens) and a decode entry point (`op_decode(args, state, state_indices, options, backend)`:
 // the recurrent step over the T tokens of each batch row, state [N,H,K,V] updated in place, row b in slot
-// state_indices[b] (-1 skips the row, its o is left untouched) or slot b with N = B; slots must be distinct).
+// state_indices[b] (-1 skips the row and zeroes its o) or slot b with N = B; slots must be distinct).
 
 #define SEQMIX_LINEAR_CHUNKS {16, 32, 64, 128}
 
@@ -469,7 +469,8 @@ void hgrn(const hgrn_args<T>& a, const hgrn_options& o = {}, Backend be = {}) {
   p.out = a.final_state;
   linear_detail::hgrn_impl(p, o.mode, o.chunk_size > 0 ? o.chunk_size : linear_policy::default_chunk, o.run, be);
 }
-/// Decode form of hgrn: state [N,D] updated in place, row b in slot state_indices[b] (-1 skips) or b.
+/// Decode form of hgrn: state [N,D] updated in place, row b in slot state_indices[b] (-1 skips the row and zeroes
+/// its o) or b.
 /// Shapes: x, g, o [B,T,D]; state [N,D]; state_indices [B]. Throws: seqmix::shape_error.
 template <class Backend = simd<>, class T>
 void hgrn_decode(const hgrn_args<T>& a, tensor_view<float, nd> state, state_indices_view state_indices = {},

@@ -18,7 +18,7 @@ void gated_impl(const gated_problem<T>& p, linear_mode, index_t, const run_conte
   const index_t K = p.K, V = p.V;
   for_each_seq_head(run, p.plan, p.H, [&](const seq_desc& sd, index_t h, int) {
     const index_t slot = p.st.slot(sd.n);
-    if (slot < 0) return;
+    if (slot < 0) return zero_skipped(p.o, sd.b, sd.t0, sd.t1, h, h + 1);
     std::vector<double> S(static_cast<std::size_t>(K * V), 0.0), z(static_cast<std::size_t>(K), 0.0);
     std::vector<double> q(static_cast<std::size_t>(K)), kk(static_cast<std::size_t>(K)),
         vv(static_cast<std::size_t>(V)), o(static_cast<std::size_t>(V));
@@ -91,7 +91,7 @@ void hgrn_impl(const hgrn_problem<T>& p, linear_mode, index_t, const run_context
   parallel_for(run.executor, p.plan.count(), [&](index_t n) {
     const seq_desc sd = p.plan[n];
     const index_t slot = p.slot(n);
-    if (slot < 0) return;
+    if (slot < 0) return zero_skipped(p.o, sd.b, sd.t0, sd.t1, 0, p.D);
     std::vector<double> hs(static_cast<std::size_t>(D), 0.0);
     if (p.in) {
       for (index_t d = 0; d < D; ++d) hs[d] = p.in(slot, d);

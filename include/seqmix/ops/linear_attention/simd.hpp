@@ -45,8 +45,8 @@ void gated_impl(const gated_problem<T>& p, linear_mode mode, index_t C, const ru
   parallel_for(ex, grid{N, groups}, [&](index_t n, index_t grp, int worker) {
     const seq_desc sd = p.plan[n];
     const index_t slot = p.st.slot(sd.n);
-    if (slot < 0) return;
     const index_t h0 = grp * G, h1 = std::min(H, h0 + G);
+    if (slot < 0) return zero_skipped(p.o, sd.b, sd.t0, sd.t1, h0, h1);
     const gated_bufs bf = gated_bufs::carve<Arch>(ws.get(worker), ws.bytes_per_worker(), K, V, C, G);
     if (V % simd_width<Arch> != 0) bf.clear_v();
     const auto task = [&](index_t h) {

@@ -176,6 +176,20 @@ void check_decode_slots(const check& c, const S& state, state_indices_view idx, 
   }
 }
 
+/// The output of a skipped decode row (state slot < 0), one rule for the family: zero, over tokens [t0, t1)
+/// and heads [h0, h1) of [B,T,H,V] outputs (channels [h0, h1) of [B,T,D] ones).
+template <class T, class L>
+void zero_skipped(const tensor_view<T, L>& o, index_t b, index_t t0, index_t t1, index_t h0, index_t h1) {
+  for (index_t t = t0; t < t1; ++t)
+    for (index_t h = h0; h < h1; ++h) {
+      if constexpr (L::rank == 4) {
+        for (index_t y = 0; y < o.template extent<axis::V>(); ++y) *o.ptr(b, t, h, y) = from_float<T>(0.0f);
+      } else {
+        *o.ptr(b, t, h) = from_float<T>(0.0f);
+      }
+    }
+}
+
 // ---------------------------------------------------------------- state copies (kernels)
 
 /// Copies state[n,h] (any strides) into a dense K x V row-major float array; zeros when absent.

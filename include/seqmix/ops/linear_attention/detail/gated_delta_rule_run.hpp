@@ -81,11 +81,7 @@ void gdr_run_decode(const gdr_problem<T>& p, index_t B, index_t Tn, state_view s
   const double work = static_cast<double>(B * Tn) * static_cast<double>(p.HV * p.K * p.V);
   parallel_for_groups(pick_executor(run, work), B, p.HV, [&](index_t b, index_t j, int worker) {
     const index_t slot = idx ? static_cast<index_t>(idx(b)) : b;
-    if (slot < 0) {
-      for (index_t t = 0; t < Tn; ++t)
-        for (index_t c = 0; c < p.V; ++c) *p.o.ptr(b, t, j, c) = from_float<T>(0.0f);
-      return;
-    }
+    if (slot < 0) return linear_detail::zero_skipped(p.o, b, 0, Tn, j, j + 1);
     const linear_detail::seq_desc s{b, 0, Tn, slot};
     if constexpr (std::is_same_v<Backend, reference>) {
       (void)worker;

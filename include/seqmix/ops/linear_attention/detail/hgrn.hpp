@@ -69,8 +69,8 @@ void hgrn_impl(const hgrn_problem<T>& p, linear_mode mode, index_t C, const run_
     parallel_for(run.executor, grid{N, nb}, [&](index_t s, index_t blk) {
       const seq_desc sd = p.plan[s];
       const index_t slot = p.slot(s);
-      if (slot < 0) return;
       const index_t d0 = blk * hgrn_block, n = std::min(hgrn_block, D - d0);
+      if (slot < 0) return zero_skipped(p.o, sd.b, sd.t0, sd.t1, d0, d0 + n);
       alignas(64) float h[hgrn_block];
       load_h(slot, d0, n, h);
       hgrn_run<Arch>(p, sd.b, sd.t0, sd.t1, d0, n, h, nullptr, true);
@@ -122,8 +122,8 @@ void hgrn_impl(const hgrn_problem<T>& p, linear_mode mode, index_t C, const run_
   });
   parallel_for(run.executor, grid{np, nb}, [&](index_t i, index_t blk) {
     const piece& pc = pieces[static_cast<std::size_t>(i)];
-    if (p.slot(pc.s) < 0) return;
     const index_t d0 = blk * hgrn_block, n = std::min(hgrn_block, D - d0);
+    if (p.slot(pc.s) < 0) return zero_skipped(p.o, p.plan[pc.s].b, pc.t0, pc.t1, d0, d0 + n);
     alignas(64) float h[hgrn_block];
     std::copy(Hs.data() + i * D + d0, Hs.data() + i * D + d0 + n, h);
     hgrn_run<Arch>(p, p.plan[pc.s].b, pc.t0, pc.t1, d0, n, h, nullptr, true);

@@ -146,11 +146,7 @@ void rwkv7_decode(const rwkv7_decode_args<T>& x, const rwkv7_options& o = {}, Ba
   const double work = static_cast<double>(B * Tn) * static_cast<double>(p.H * p.K * p.V);
   parallel_for_groups(delta_detail::pick_executor(o.run, work), B, p.H, [&](index_t b, index_t h, int worker) {
     const index_t slot = x.state_indices ? static_cast<index_t>(x.state_indices(b)) : b;
-    if (slot < 0) {
-      for (index_t t = 0; t < Tn; ++t)
-        for (index_t y = 0; y < p.V; ++y) *p.o.ptr(b, t, h, y) = from_float<T>(0.0f);
-      return;
-    }
+    if (slot < 0) return linear_detail::zero_skipped(p.o, b, 0, Tn, h, h + 1);
     const linear_detail::seq_desc s{b, 0, Tn, slot};
     if constexpr (std::is_same_v<Backend, reference>) {
       (void)worker;
