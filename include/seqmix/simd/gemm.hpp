@@ -9,6 +9,7 @@
 
 #include "arch.hpp"
 #include "load_store.hpp"
+#include "transpose.hpp"
 
 SEQMIX_DIAG_PUSH
 namespace seqmix::vec {
@@ -39,27 +40,6 @@ inline constexpr index_t gemm_nr = 2 * width<A>;
 /// of A streams past it.
 inline constexpr index_t gemm_kc = 256;
 
-#if defined(__AVX2__)
-/// In-register 8x8 transpose of r[0..7] (rows) into columns.
-SEQMIX_ALWAYS_INLINE void transpose8(__m256 r[8]) noexcept {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-#endif
 
 /// Packs B[k0 .. k0+kc, j0 .. j0+nr) into dst[kc][NR] (row k holds the NR columns), columns >= nr zeroed.
 template <class A>
@@ -91,7 +71,7 @@ inline void gemm_pack_b(const_matrix_ref b, index_t k0, index_t kc, index_t j0, 
         for (; k + 8 <= kc; k += 8) {
           __m256 r[8];
           for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(base + (j + q) * b.cs + k);
-          transpose8(r);
+          vec::transpose8(r);
           for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (k + q) * nr_max + j, r[q]);
         }
         for (; k < kc; ++k)

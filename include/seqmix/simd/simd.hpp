@@ -9,3 +9,4 @@
 #include "math.hpp"
 #include "prefetch.hpp"
 #include "reduce.hpp"
+#include "transpose.hpp"

@@ -12,6 +12,7 @@
 #include "../../../runtime/parallel_for.hpp"
 #include "../../../runtime/workspace.hpp"
 #include "../../../simd/prefetch.hpp"
+#include "../../../simd/transpose.hpp"
 #include "args.hpp"
 #include "segments.hpp"
 #include "vmath.hpp"
@@ -36,23 +37,8 @@ inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc,
         for (; t + 8 <= n; t += 8) {
           __m256 r[8];
           for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(base + (c0 + c) * sd + t);
-          const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
-          const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
-          const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
-          const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
-          const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
-          const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
-          const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
-          const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
-          float* o = dst + t * W + c0;
-          _mm256_store_ps(o + 0 * W, _mm256_permute2f128_ps(s0, s4, 0x20));
-          _mm256_store_ps(o + 1 * W, _mm256_permute2f128_ps(s1, s5, 0x20));
-          _mm256_store_ps(o + 2 * W, _mm256_permute2f128_ps(s2, s6, 0x20));
-          _mm256_store_ps(o + 3 * W, _mm256_permute2f128_ps(s3, s7, 0x20));
-          _mm256_store_ps(o + 4 * W, _mm256_permute2f128_ps(s0, s4, 0x31));
-          _mm256_store_ps(o + 5 * W, _mm256_permute2f128_ps(s1, s5, 0x31));
-          _mm256_store_ps(o + 6 * W, _mm256_permute2f128_ps(s2, s6, 0x31));
-          _mm256_store_ps(o + 7 * W, _mm256_permute2f128_ps(s3, s7, 0x31));
+          vec::transpose8(r);
+          for (int c = 0; c < 8; ++c) _mm256_store_ps(dst + (t + c) * W + c0, r[c]);
         }
         for (; t < n; ++t)
           for (index_t c = 0; c < 8; ++c) dst[t * W + c0 + c] = base[(c0 + c) * sd + t];
@@ -104,22 +90,8 @@ inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t n
         for (; t + 8 <= n; t += 8) {
           __m256 r[8];
           for (int c = 0; c < 8; ++c) r[c] = _mm256_load_ps(src + (t + c) * W + c0);
-          const __m256 t0_ = _mm256_unpacklo_ps(r[0], r[1]), t1_ = _mm256_unpackhi_ps(r[0], r[1]);
-          const __m256 t2_ = _mm256_unpacklo_ps(r[2], r[3]), t3_ = _mm256_unpackhi_ps(r[2], r[3]);
-          const __m256 t4_ = _mm256_unpacklo_ps(r[4], r[5]), t5_ = _mm256_unpackhi_ps(r[4], r[5]);
-          const __m256 t6_ = _mm256_unpacklo_ps(r[6], r[7]), t7_ = _mm256_unpackhi_ps(r[6], r[7]);
-          const __m256 s0 = _mm256_shuffle_ps(t0_, t2_, 0x44), s1 = _mm256_shuffle_ps(t0_, t2_, 0xEE);
-          const __m256 s2 = _mm256_shuffle_ps(t1_, t3_, 0x44), s3 = _mm256_shuffle_ps(t1_, t3_, 0xEE);
-          const __m256 s4 = _mm256_shuffle_ps(t4_, t6_, 0x44), s5 = _mm256_shuffle_ps(t4_, t6_, 0xEE);
-          const __m256 s6 = _mm256_shuffle_ps(t5_, t7_, 0x44), s7 = _mm256_shuffle_ps(t5_, t7_, 0xEE);
-          _mm256_storeu_ps(base + (c0 + 0) * sd + t, _mm256_permute2f128_ps(s0, s4, 0x20));
-          _mm256_storeu_ps(base + (c0 + 1) * sd + t, _mm256_permute2f128_ps(s1, s5, 0x20));
-          _mm256_storeu_ps(base + (c0 + 2) * sd + t, _mm256_permute2f128_ps(s2, s6, 0x20));
-          _mm256_storeu_ps(base + (c0 + 3) * sd + t, _mm256_permute2f128_ps(s3, s7, 0x20));
-          _mm256_storeu_ps(base + (c0 + 4) * sd + t, _mm256_permute2f128_ps(s0, s4, 0x31));
-          _mm256_storeu_ps(base + (c0 + 5) * sd + t, _mm256_permute2f128_ps(s1, s5, 0x31));
-          _mm256_storeu_ps(base + (c0 + 6) * sd + t, _mm256_permute2f128_ps(s2, s6, 0x31));
-          _mm256_storeu_ps(base + (c0 + 7) * sd + t, _mm256_permute2f128_ps(s3, s7, 0x31));
+          vec::transpose8(r);
+          for (int c = 0; c < 8; ++c) _mm256_storeu_ps(base + (c0 + c) * sd + t, r[c]);
         }
         for (; t < n; ++t)
           for (index_t c = 0; c < 8; ++c) base[(c0 + c) * sd + t] = src[t * W + c0 + c];
