@@ -29,4 +29,18 @@ SEQMIX_ALWAYS_INLINE void transpose8(__m256 (&r)[8]) noexcept {
 }
 #endif
 
+/// 8 x 8 transpose in memory: dst[c * ldd + r] = src[r * lds + c] for r, c < 8 (the register form on AVX).
+SEQMIX_ALWAYS_INLINE void transpose8(const float* SEQMIX_RESTRICT src, index_t lds, float* SEQMIX_RESTRICT dst,
+                                     index_t ldd) noexcept {
+#if defined(__AVX__)
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  transpose8(r);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ldd, r[i]);
+#else
+  for (index_t i = 0; i < 8; ++i)
+    for (index_t j = 0; j < 8; ++j) dst[j * ldd + i] = src[i * lds + j];
+#endif
+}
+
 }  // namespace seqmix::vec

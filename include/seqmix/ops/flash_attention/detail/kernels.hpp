@@ -85,19 +85,6 @@ inline bool convert_row(const C* SEQMIX_RESTRICT p, index_t n, index_t stride, f
   return bad == 0.0f;
 }
 
-/// 8 x 8 transpose: rows src[r * lds + c] (r, c < 8) to dst[c * ldd + r].
-inline void transpose8(const float* SEQMIX_RESTRICT src, index_t lds, float* SEQMIX_RESTRICT dst, index_t ldd) noexcept {
-#if defined(__AVX__)
-  __m256 r[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
-  vec::transpose8(r);
-  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ldd, r[i]);
-#else
-  for (index_t r = 0; r < 8; ++r)
-    for (index_t c = 0; c < 8; ++c) dst[c * ldd + r] = src[r * lds + c];
-#endif
-}
-
 /// Packs nk (<= block_k) key rows into Kt, transposed in panels [block_k / 16][Dp][16], converting to
 /// float; rows d >= D are zero. Columns >= nk hold unspecified finite-or-not values: the softmax masks them. `row(j)` gives
 /// a pointer to key j's first element; `dstride` is the element stride along D. `tmp` holds 8 x Dp floats.
@@ -109,7 +96,7 @@ inline void pack_kt(RowFn row, index_t nk, index_t D, index_t dstride, index_t D
     for (index_t u = 0; u < nb; ++u) (void)convert_row<C>(row(j0 + u), D, dstride, 1.0f, tmp + u * Dp, Dp);
     for (index_t u = nb; u < 8; ++u) std::memset(tmp + u * Dp, 0, static_cast<std::size_t>(Dp) * sizeof(float));
     float* panel = kt + (j0 / kt_panel) * Dp * kt_panel + j0 % kt_panel;
-    for (index_t d = 0; d < Dp; d += 8) transpose8(tmp + d, Dp, panel + d * kt_panel, kt_panel);
+    for (index_t d = 0; d < Dp; d += 8) vec::transpose8(tmp + d, Dp, panel + d * kt_panel, kt_panel);
   }
 }
 

@@ -34,12 +34,7 @@ inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc,
     if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2)
       for (index_t c0 = 0; c0 < W; c0 += 8) {
         index_t t = 0;
-        for (; t + 8 <= n; t += 8) {
-          __m256 r[8];
-          for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(base + (c0 + c) * sd + t);
-          vec::transpose8(r);
-          for (int c = 0; c < 8; ++c) _mm256_store_ps(dst + (t + c) * W + c0, r[c]);
-        }
+        for (; t + 8 <= n; t += 8) vec::transpose8(base + c0 * sd + t, sd, dst + t * W + c0, W);
         for (; t < n; ++t)
           for (index_t c = 0; c < 8; ++c) dst[t * W + c0 + c] = base[(c0 + c) * sd + t];
       }
@@ -87,12 +82,7 @@ inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t n
     if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2)
       for (index_t c0 = 0; c0 < W; c0 += 8) {
         index_t t = 0;
-        for (; t + 8 <= n; t += 8) {
-          __m256 r[8];
-          for (int c = 0; c < 8; ++c) r[c] = _mm256_load_ps(src + (t + c) * W + c0);
-          vec::transpose8(r);
-          for (int c = 0; c < 8; ++c) _mm256_storeu_ps(base + (c0 + c) * sd + t, r[c]);
-        }
+        for (; t + 8 <= n; t += 8) vec::transpose8(src + t * W + c0, W, base + c0 * sd + t, sd);
         for (; t < n; ++t)
           for (index_t c = 0; c < 8; ++c) base[(c0 + c) * sd + t] = src[t * W + c0 + c];
       }
