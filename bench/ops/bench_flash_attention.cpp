@@ -30,10 +30,10 @@ struct prefill_data {
   }
 };
 
-// B=1 Hq=8 Hkv=2 causal fp32 prefill; args: T, D, threads.
+// B=1 causal fp32 prefill, Hq=8 Hkv=2 (GQA) or Hq=Hkv=16 (MHA); args: T, D, threads.
 template <class Backend>
-void BM_prefill(benchmark::State& st) {
-  const index_t T = st.range(0), D = st.range(1), Hq = 8, Hkv = 2;
+void BM_prefill(benchmark::State& st, index_t Hq = 8, index_t Hkv = 2) {
+  const index_t T = st.range(0), D = st.range(1);
   const int threads = bench::threads_arg(st.range(2));
   prefill_data x(T, D, Hq, Hkv);
   attention_args<float> a{tensor_view<const float, bthd>(x.q.data(), {1, T, Hq, D}),   // [1,T,Hq,D]
@@ -53,6 +53,7 @@ void BM_prefill(benchmark::State& st) {
 }
 void BM_flash_attention_prefill(benchmark::State& st) { BM_prefill<simd<>>(st); }
 void BM_flash_attention_prefill_reference(benchmark::State& st) { BM_prefill<reference>(st); }
+void BM_flash_attention_prefill_mha(benchmark::State& st) { BM_prefill<simd<>>(st, 16, 16); }
 
 BENCHMARK(BM_flash_attention_prefill)
     ->ArgNames({"T", "D", "threads"})
@@ -60,6 +61,11 @@ BENCHMARK(BM_flash_attention_prefill)
     ->ArgsProduct({{4096}, {64}, {1, 2}})
     ->ArgsProduct({{512, 1024, 8192}, {128}, {1, 2}})
     ->ArgsProduct({{16384}, {128}, {2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_flash_attention_prefill_mha)
+    ->ArgNames({"T", "D", "threads"})
+    ->ArgsProduct({{2048}, {128}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_flash_attention_prefill_reference)

@@ -128,9 +128,13 @@ void attention_impl(const attention_args<T>& a, const attention_options& o, simd
 
   const index_t qds = a.q.template stride<axis::D>(), ods = a.o.template stride<axis::V>();
   const score_params sp0{static_cast<float>(o.softcap), 0};
-  parallel_for(o.run.executor, static_cast<index_t>(tasks.size()) * Hq, [&](index_t ti, int w) {
-    const qtask& tk = tasks[static_cast<std::size_t>(ti / Hq)];
-    const index_t h = ti % Hq, hk = h / G;
+  // kv head outer, then q tiles (heaviest first), then the G query heads sharing the kv head: one kv head's
+  // packed K/V (2 MiB at T = 2048, D = 128) stays in cache across its tiles, where a q-tile-outer order
+  // cycled through all heads' panels (32 MiB for 16 MHA heads: from DRAM, 12% slower)
+  const index_t ntask = static_cast<index_t>(tasks.size());
+  parallel_for(o.run.executor, ntask * Hq, [&](index_t ti, int w) {
+    const index_t hk = ti / (ntask * G), rem = ti % (ntask * G), h = hk * G + rem % G;
+    const qtask& tk = tasks[static_cast<std::size_t>(rem / G)];
     const segment& sg = segs[static_cast<std::size_t>(tk.seg)];
     const causal_window_mask mask{sg.tq, sg.tk, o.causal, o.window_left, o.window_right};
     score_params sp = sp0;
