@@ -30,13 +30,23 @@ inline void gather_rows(const_view<T, bdl> v, index_t b, index_t d0, index_t nc,
   const index_t sd = v.template stride<axis::D>(), sl = v.template stride<axis::L>();
   const T* base = v.ptr(b, d0, t0);
 #if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float> && W % 8 == 0) {
-    if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2)
+  if constexpr (W % 8 == 0 && !std::is_same_v<T, double>) {
+    if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2); bf16/f16 widen first
+      using A8 = vec::narrow_arch<A>;
       for (index_t c0 = 0; c0 < W; c0 += 8) {
         index_t t = 0;
-        for (; t + 8 <= n; t += 8) vec::transpose8(base + c0 * sd + t, sd, dst + t * W + c0, W);
+        for (; t + 8 <= n; t += 8) {
+          if constexpr (std::is_same_v<T, float>) {
+            vec::transpose8(base + c0 * sd + t, sd, dst + t * W + c0, W);
+          } else {
+            __m256 r[8];
+            for (int i = 0; i < 8; ++i) r[i] = vec::load<A8>(base + (c0 + i) * sd + t);
+            vec::transpose8(r);
+            for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (t + i) * W + c0, r[i]);
+          }
+        }
         for (; t < n; ++t)
-          for (index_t c = 0; c < 8; ++c) dst[t * W + c0 + c] = base[(c0 + c) * sd + t];
+          for (index_t c = 0; c < 8; ++c) dst[t * W + c0 + c] = to_float(base[(c0 + c) * sd + t]);
       }
       return;
     }
@@ -78,13 +88,23 @@ inline void scatter_rows(tensor_view<T, bdl> v, index_t b, index_t d0, index_t n
   const index_t sd = v.template stride<axis::D>(), sl = v.template stride<axis::L>();
   T* base = v.ptr(b, d0, t0);
 #if defined(__AVX__)
-  if constexpr (std::is_same_v<T, float> && W % 8 == 0) {
-    if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2)
+  if constexpr (W % 8 == 0 && !std::is_same_v<T, double>) {
+    if (sl == 1 && nc == W) {  // 8x8 transposes, W / 8 channel groups (AVX-512: 2); bf16/f16 round after
+      using A8 = vec::narrow_arch<A>;
       for (index_t c0 = 0; c0 < W; c0 += 8) {
         index_t t = 0;
-        for (; t + 8 <= n; t += 8) vec::transpose8(src + t * W + c0, W, base + c0 * sd + t, sd);
+        for (; t + 8 <= n; t += 8) {
+          if constexpr (std::is_same_v<T, float>) {
+            vec::transpose8(src + t * W + c0, W, base + c0 * sd + t, sd);
+          } else {
+            __m256 r[8];
+            for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (t + i) * W + c0);
+            vec::transpose8(r);
+            for (int i = 0; i < 8; ++i) vec::store<A8>(base + (c0 + i) * sd + t, fbatch<A8>(r[i]));
+          }
+        }
         for (; t < n; ++t)
-          for (index_t c = 0; c < 8; ++c) base[(c0 + c) * sd + t] = src[t * W + c0 + c];
+          for (index_t c = 0; c < 8; ++c) base[(c0 + c) * sd + t] = from_float<T>(src[t * W + c0 + c]);
       }
       return;
     }
@@ -313,11 +333,15 @@ void selective_scan_impl(const selective_scan_args<T>& a, const selective_scan_o
           if constexpr (std::is_same_v<T, float>) {
             return {M.ptr(b, g0, 0, t0), sl, sn, true};
           } else {
-            for (index_t n = 0; n < N; ++n) {
+            for (index_t n = 0; n < N; ++n) {  // widened row by row, buf[n * TS + t]
               const T* row = M.ptr(b, g0, n, t0);
-              for (index_t t = 0; t < nt; ++t) buf[t * N + n] = to_float(row[t * sl]);
+              float* dst = buf + n * TS;
+              index_t t = 0;
+              if (sl == 1)
+                for (; t + W <= nt; t += W) vec::load<A>(row + t).store_unaligned(dst + t);
+              for (; t < nt; ++t) dst[t] = to_float(row[t * sl]);
             }
-            return {buf, N, 1, true};
+            return {buf, 1, TS, true};
           }
         }
         for (index_t t = 0; t < nt; ++t)

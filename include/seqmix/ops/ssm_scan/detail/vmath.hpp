@@ -12,6 +12,7 @@
 
 #include "../../../config.hpp"
 #include "../../../core/dtype.hpp"
+#include "../../../simd/load_store.hpp"
 #include "../../../simd/math.hpp"
 
 SEQMIX_DIAG_PUSH
@@ -157,44 +158,23 @@ inline double softplus_scalar(double x) noexcept { return x > 20.0 ? x : std::lo
 inline float silu_scalar(float x) noexcept { return x / (1.0f + std::exp(-x)); }
 inline double silu_scalar(double x) noexcept { return x / (1.0 + std::exp(-x)); }
 
-/// Loads n (<= width) contiguous values of any storage type as floats; lanes >= n are `fill`.
+/// Loads n (<= width) contiguous values of any storage type as floats, lanes >= n zero (vec::load_tail;
+/// bf16 and f16 widen in registers).
 template <class A, class T>
-SEQMIX_ALWAYS_INLINE fbatch<A> load_n(const T* p, index_t n, float fill = 0.0f) noexcept {
-  constexpr index_t W = static_cast<index_t>(fbatch<A>::size);
-  if constexpr (std::is_same_v<T, float>) {
-    if (n == W) return fbatch<A>::load_unaligned(p);
-  }
-  alignas(64) float tmp[W];
-  for (index_t i = 0; i < W; ++i) tmp[i] = i < n ? to_float(p[i]) : fill;
-  return fbatch<A>::load_aligned(tmp);
+SEQMIX_ALWAYS_INLINE fbatch<A> load_n(const T* p, index_t n) noexcept {
+  if (n == static_cast<index_t>(fbatch<A>::size)) return vec::load<A>(p);
+  return vec::load_tail<A>(p, n);
 }
-/// Full-width contiguous load of any storage type.
+/// Full-width contiguous load of any storage type (vec::load).
 template <class A, class T>
 SEQMIX_ALWAYS_INLINE fbatch<A> load_w(const T* p) noexcept {
-  if constexpr (std::is_same_v<T, float>) {
-    return fbatch<A>::load_unaligned(p);
-  } else if constexpr (std::is_same_v<T, double>) {
-    return fbatch<A>::load_unaligned(p);  // xsimd converts
-  } else {
-    constexpr index_t W = static_cast<index_t>(fbatch<A>::size);
-    alignas(64) float tmp[W];
-    for (index_t i = 0; i < W; ++i) tmp[i] = to_float(p[i]);
-    return fbatch<A>::load_aligned(tmp);
-  }
+  return vec::load<A>(p);
 }
-/// Stores the first n lanes (n <= width) to contiguous storage of any type.
+/// Stores the first n lanes (n <= width) to contiguous storage of any type (vec::store / vec::store_tail).
 template <class A, class T>
 SEQMIX_ALWAYS_INLINE void store_n(T* p, fbatch<A> v, index_t n) noexcept {
-  constexpr index_t W = static_cast<index_t>(fbatch<A>::size);
-  if constexpr (std::is_same_v<T, float>) {
-    if (n == W) {
-      v.store_unaligned(p);
-      return;
-    }
-  }
-  alignas(64) float tmp[W];
-  v.store_aligned(tmp);
-  for (index_t i = 0; i < n; ++i) p[i] = from_float<T>(tmp[i]);
+  if (n == static_cast<index_t>(fbatch<A>::size)) return vec::store<A>(p, v);
+  vec::store_tail<A>(p, v, n);
 }
 
 }  // namespace seqmix::detail::ssm
