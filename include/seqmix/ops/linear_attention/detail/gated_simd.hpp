@@ -11,6 +11,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "../../../runtime/workspace.hpp"
+#include "../../../simd/load_store.hpp"
 #include "../../../simd/math.hpp"
 #include "../../../simd/prefetch.hpp"
 #include "../../../simd/reduce.hpp"
@@ -47,36 +48,33 @@ SEQMIX_ALWAYS_INLINE void scale_row(float* x, index_t n, float s) noexcept {
   for (index_t i = 0; i < n; i += simd_width<Arch>) (F::load_aligned(x + i) * f).store_aligned(x + i);
 }
 
-/// dst[i] = float(src[i * stride]) * mul for i < n; SIMD for contiguous float rows (no memcpy calls).
+/// dst[i] = float(src[i * stride]) * mul for i < n; SIMD for contiguous rows of any storage type (bf16 and
+/// f16 widen in registers: vec::load; no memcpy calls).
 template <class Arch, class T>
 SEQMIX_ALWAYS_INLINE void load_row_simd(const T* SEQMIX_RESTRICT src, index_t stride, index_t n,
                                         float* SEQMIX_RESTRICT dst, float mul) noexcept {
-  if constexpr (std::is_same_v<T, float>) {
-    if (stride == 1) {
-      using F = xsimd::batch<float, Arch>;
-      constexpr index_t W = simd_width<Arch>;
-      const F m(mul);
-      index_t i = 0;
-      for (; i + W <= n; i += W) (F::load_unaligned(src + i) * m).store_unaligned(dst + i);
-      for (; i < n; ++i) dst[i] = src[i] * mul;
-      return;
-    }
+  if (stride == 1) {
+    using F = xsimd::batch<float, Arch>;
+    constexpr index_t W = simd_width<Arch>;
+    const F m(mul);
+    index_t i = 0;
+    for (; i + W <= n; i += W) (vec::load<Arch>(src + i) * m).store_unaligned(dst + i);
+    for (; i < n; ++i) dst[i] = to_float(src[i]) * mul;
+    return;
   }
   load_row(src, stride, n, dst, mul);
 }
-/// dst[i * stride] = T(src[i]) for i < n; SIMD for contiguous float rows.
+/// dst[i * stride] = T(src[i]) for i < n; SIMD for contiguous rows of any storage type (vec::store).
 template <class Arch, class T>
 SEQMIX_ALWAYS_INLINE void store_row_simd(T* SEQMIX_RESTRICT dst, index_t stride, index_t n,
                                          const float* SEQMIX_RESTRICT src) noexcept {
-  if constexpr (std::is_same_v<T, float>) {
-    if (stride == 1) {
-      using F = xsimd::batch<float, Arch>;
-      constexpr index_t W = simd_width<Arch>;
-      index_t i = 0;
-      for (; i + W <= n; i += W) F::load_unaligned(src + i).store_unaligned(dst + i);
-      for (; i < n; ++i) dst[i] = src[i];
-      return;
-    }
+  if (stride == 1) {
+    using F = xsimd::batch<float, Arch>;
+    constexpr index_t W = simd_width<Arch>;
+    index_t i = 0;
+    for (; i + W <= n; i += W) vec::store<Arch>(dst + i, F::load_unaligned(src + i));
+    for (; i < n; ++i) dst[i] = from_float<T>(src[i]);
+    return;
   }
   store_row(dst, stride, n, src);
 }
@@ -322,7 +320,7 @@ struct gated_task {
         for (index_t a = 0; a < K; ++a) d[a] = 1.0f;
       }
       if (p.gv) {
-        load_row(p.gv.ptr(b, t, h, 0), p.gv.template stride<axis::V>(), V, dv);
+        load_row_simd<Arch>(p.gv.ptr(b, t, h, 0), p.gv.template stride<axis::V>(), V, dv, 1.0f);
         exp_inplace<Arch>(dv, V);
         for (index_t c = V; c < Vp; ++c) dv[c] = 1.0f;
       }
@@ -367,7 +365,7 @@ struct gated_task {
     if constexpr (std::is_same_v<T, float>) {
       if (st == 1) return src;
     }
-    load_row(src, st, n, buf, 1.0f);
+    load_row_simd<Arch>(src, st, n, buf, 1.0f);
     return buf;
   }
   /// Stages token t in slot s in one pass over the key channels (q, k, gates read once) and advances P
@@ -388,7 +386,7 @@ struct gated_task {
       if (direct) {
         s.v = reinterpret_cast<const float*>(src);
       } else {
-        load_row(src, st, V, s.vb, 1.0f);
+        load_row_simd<Arch>(src, st, V, s.vb, 1.0f);
         s.v = s.vb;
       }
     }
