@@ -173,3 +173,33 @@ TEMPLATE_TEST_CASE("hgrn: decode with state_indices -1 skips the row and zeroes 
     REQUIRE(std::abs(cache.cview()(0, i) - h) <= 1e-6 * (1 + std::abs(h)));
   }
 }
+
+TEMPLATE_TEST_CASE("hgrn: wide rows split into channel blocks (D above one block, 1 and 2 threads)", "[hgrn][blocks]",
+                   float, bf16) {
+  rng r(37);
+  // one block per worker but at least 8 KiB of a row: D = 4100 floats is two blocks at two threads (the
+  // second ends off the width), D = 8200 two blocks at one thread (the cap is 8192)
+  for (index_t D : {4100, 8200}) {
+    hgrn_data<TestType> d(2, 21, D, r);
+    tensor<TestType, btd> ref({2, 21, D});
+    tensor<float, nd> href({2, D});
+    run<reference, TestType>(d.x.cview(), d.g.cview(), ref.view(), d.h0.cview(), href.view(), linear_mode::auto_);
+    for (int threads : {1, 2}) {
+      for (auto m : {linear_mode::chunk, linear_mode::recurrent}) {
+        INFO("D " << D << " threads " << threads);
+        tensor<TestType, btd> o({2, 21, D});
+        tensor<float, nd> ht({2, D});
+        o.poison();
+        ht.poison();
+        run_context rc;
+        if (threads == 1) rc.executor = seq;
+        else rc.executor = par_t{threads};
+        hgrn(hgrn_args<TestType>{.x = d.x.cview(), .g = d.g.cview(), .initial_state = d.h0.cview(), .o = o.view(),
+                                 .final_state = ht.view()},
+             {.mode = m, .run = rc});
+        SEQMIX_REQUIRE_CLOSE(o.cview(), ref.cview(), tolerance<TestType>(21));
+        SEQMIX_REQUIRE_CLOSE(ht.cview(), href.cview(), tolerance<TestType>(21));
+      }
+    }
+  }
+}
