@@ -13,10 +13,10 @@
 namespace seqmix::delta_detail {
 
 /// auto_ runs the chunk form for sequences at least this long whose state has more than
-/// auto_chunk_min_state elements; up to K = V = 128 the (lazy-decay) recurrence is faster at every length on
-/// AVX2, at K = V = 256 the chunk form is (measured crossover, docs/04b-delta-rules.md).
+/// auto_chunk_min_state elements; up to K = V = 256 the (lazy-decay, token-pair) recurrence is as fast or
+/// faster at every length measured on AVX2 (docs/04b-delta-rules.md §7).
 inline constexpr index_t gdr_auto_chunk_min = 64;
-inline constexpr index_t auto_chunk_min_state = 128 * 128;
+inline constexpr index_t auto_chunk_min_state = 256 * 256;
 
 /// The executor for a call of `work` state-element updates (tokens x value heads x K x V, about four
 /// multiply-adds each): seqmix::executor_for keeps small calls on the calling thread.
