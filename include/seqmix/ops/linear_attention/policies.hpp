@@ -20,10 +20,10 @@ inline constexpr index_t default_chunk = 64;
 inline constexpr index_t allowed_chunks[] = {16, 32, 64, 128};
 
 /// mode auto, measured crossover (docs/04-linear-attention.md §6): the rescaled recurrence (two FMAs per
-/// state element) wins at every length up to K = V = 128 (64 KiB state, 1.4x faster than the chunk form
-/// there); at K = V = 256 the chunk form wins (1.6x) from about 1024 tokens per sequence.
+/// state element) wins at every length up to K = V = 256 (256 KiB state: 1.4x faster than the chunk form at
+/// K = V = 128, 1.0-1.2x at 256); at K = 256, V = 512 the chunk form wins (2.1x) from about 1024 tokens.
 inline constexpr index_t auto_chunk_min_length = 1024;
-inline constexpr index_t auto_recurrent_max_state = 16384;
+inline constexpr index_t auto_recurrent_max_state = 256 * 256;
 /// True when mode auto runs the chunk form for a sequence of `length` tokens and a K x V state.
 constexpr bool auto_uses_chunk(index_t length, index_t K, index_t V) noexcept {
   return K * V > auto_recurrent_max_state && length >= auto_chunk_min_length;
