@@ -299,3 +299,28 @@ TEST_CASE("causal_conv1d: streaming stores (outputs past the threshold) == ordin
     }
   }
 }
+
+TEST_CASE("causal_conv1d: NaN and infinities in x follow the float64 reference (silu(-inf) = NaN)",
+          "[ssm][conv1d][nan]") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (bool chlast : {false, true}) {
+    for (auto act : {conv_activation::silu, conv_activation::none}) {
+      conv_problem<float> pr(1, 12, 77, 4, 23, chlast);
+      // +-inf at the start, in the body and in the tail of rows (the weights' signs give both signs of inf
+      // before the activation), NaN in another row; other rows stay finite
+      auto xv = pr.x.view();
+      xv(0, 1, 0) = inf;
+      xv(0, 2, 40) = -inf;
+      xv(0, 3, 75) = inf;
+      xv(0, 4, 9) = nan;
+      tensor<float, bdl> out({1, 12, 77}), ref({1, 12, 77});
+      tensor<float, bdw> fin({1, 12, 3}), fin_ref({1, 12, 3});
+      const causal_conv1d_options o{.activation = act, .run = {}};
+      causal_conv1d(conv_args(pr, out.view(), fin.view(), true, true), o);
+      causal_conv1d(conv_args(pr, ref.view(), fin_ref.view(), true, true), o, reference{});
+      INFO("channel_last " << chlast << " silu " << (act == conv_activation::silu));
+      SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(77));
+      SEQMIX_REQUIRE_CLOSE(fin.cview(), fin_ref.cview(), 1e-12);
+    }
+  }
+}
