@@ -144,17 +144,14 @@ SEQMIX_ALWAYS_INLINE void softplus(fbatch<A> (&x)[K]) noexcept {
 template <class A, int K>
 SEQMIX_ALWAYS_INLINE void silu(fbatch<A> (&x)[K]) noexcept {
   using B = fbatch<A>;
-  const B ninf(-std::numeric_limits<float>::infinity());
-  B e[K], orig[K];
-  for (int k = 0; k < K; ++k) {
-    orig[k] = x[k];
-    x[k] = xsimd::max(B(-150.0f), x[k]);  // NaN stays NaN (second operand)
-  }
+  B e[K];
+  // clamp at -150, plus min(0, x) * 0 in one FMA: NaN only for x = -inf (and NaN), else +-0, so -inf becomes
+  // NaN at the cost of two ops (a select on the saved input cost conv1d 20%, this 2-4%)
+  for (int k = 0; k < K; ++k) x[k] = xsimd::fma(xsimd::min(B(0.0f), x[k]), B(0.0f), xsimd::max(B(-150.0f), x[k]));
   exp_neg_abs<A, K>(x, e);
   for (int k = 0; k < K; ++k) {
     const B s = B(1.0f) / (B(1.0f) + e[k]);
-    x[k] = xsimd::select(orig[k] == ninf, B(std::numeric_limits<float>::quiet_NaN()),
-                         x[k] * xsimd::select(x[k] >= B(0.0f), s, e[k] * s));
+    x[k] = x[k] * xsimd::select(x[k] >= B(0.0f), s, e[k] * s);
   }
 }
 
