@@ -31,7 +31,8 @@ causal_conv1d_args<T> conv_args(const conv_problem<T>& pr, tensor_view<T, bdl> o
 
 TEST_CASE("causal_conv1d: simd matches float64 reference (widths, lengths, layouts, options)", "[ssm][conv1d]") {
   int k = 0;
-  for (index_t W : {1, 2, 4, 7, 9, 12}) {  // 9, 12: the first W-1 tokens as one batch at the AVX2 edge, and element by element
+  // W = 9 and 12: the first W-1 tokens as one batch at the AVX2 width edge, and element by element
+  for (index_t W : {1, 2, 4, 7, 9, 12}) {
     for (index_t L : {1, 3, 64, 255, 256, 257, 1000}) {
       for (bool chlast : {false, true}) {
         const bool bias = k % 2 == 0, init = k % 3 != 2;

@@ -64,10 +64,11 @@ SEQMIX_ALWAYS_INLINE void stream_fence() noexcept {
 }
 
 /// One channel row from token t to len: out[t..len) = act(bias + sum_k w[k] x[t - (W-1) + k]) for
-/// t - (W-1) >= 0 (full batches, then the rest with masked loads and stores); returns len. Taps and the activation are template parameters
-/// (Wc = 0: any W) and the loop state lives in locals: with the loop in an out-of-line lambda capturing by
-/// reference, every vector store (a may_alias type) forced the captures and the loop index back through
-/// memory. Several batches per step: silu is a long dependency chain, so they run in lockstep (vmath.hpp).
+/// t - (W-1) >= 0 (full batches, then the rest with masked loads and stores); returns len. Taps and the
+/// activation are template parameters (Wc = 0: any W) and the loop state lives in locals: with the loop in
+/// an out-of-line lambda capturing by reference, every vector store (a may_alias type) forced the captures
+/// and the loop index back through memory. Several batches per step: silu is a long dependency chain, so
+/// they run in lockstep (vmath.hpp).
 template <class A, int Wc, bool Silu, bool Stream, class T>
 SEQMIX_ALWAYS_INLINE index_t conv_row_body(const T* SEQMIX_RESTRICT x, T* SEQMIX_RESTRICT out, index_t t,
                                            index_t len, const float* w, index_t Wr, float bias) noexcept {
@@ -98,7 +99,7 @@ SEQMIX_ALWAYS_INLINE index_t conv_row_body(const T* SEQMIX_RESTRICT x, T* SEQMIX
     t += NB * V;
   };
   // eight batches per step (silu's chain is ~80 cycles: eight in flight measured 7-15% faster than four
-  // with the rows in L3), then four, then one at a time
+  // with the rows in L3)
   while (t + 8 * V <= len) step(std::integral_constant<int, 8>{});
   // the rest (< 8 batches, the last one partial: masked loads and stores) in one lockstep step; a row
   // ends here once per segment, so varlen calls pay this per sequence
@@ -133,7 +134,8 @@ inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, ind
   if (W - 1 <= V) {  // tokens [0, min(len, V)) as one batch over [history | x]
     const index_t h = std::min(len, V);
     alignas(64) float tmp[2 * V];
-    for (index_t i = 0; i < 2 * V; ++i) tmp[i] = i < W - 1 ? hist[i] : (i - (W - 1) < h ? to_float(x[i - (W - 1)]) : 0.0f);
+    for (index_t i = 0; i < 2 * V; ++i)
+      tmp[i] = i < W - 1 ? hist[i] : (i - (W - 1) < h ? to_float(x[i - (W - 1)]) : 0.0f);
     Bt acc[1] = {Bt(bias)};
     for (index_t k = 0; k < W; ++k) acc[0] = xsimd::fma(Bt(w[k]), Bt::load_unaligned(tmp + k), acc[0]);
     if (silu) lockstep::silu<A, 1>(acc);
@@ -210,7 +212,8 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
     // short pieces of every row at a time (19.4 vs 7.2 ms for 4 segments, D = 4096, L = 2048)
     std::vector<index_t> first_seg;
     for (index_t si = 0; si < ns; ++si)
-      if (si == 0 || segs[static_cast<std::size_t>(si)].b != segs[static_cast<std::size_t>(si - 1)].b) first_seg.push_back(si);
+      if (si == 0 || segs[static_cast<std::size_t>(si)].b != segs[static_cast<std::size_t>(si - 1)].b)
+        first_seg.push_back(si);
     first_seg.push_back(ns);
     const index_t nrow = static_cast<index_t>(first_seg.size()) - 1;
     parallel_for(ex, grid{nrow, nblk}, [&](index_t ri, index_t blk, int worker) {
@@ -221,7 +224,8 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
       float* xout = ar.alloc<float>(std::max<index_t>(L, 1) + 2 * V);
       for (index_t d = blk * DB; d < std::min(Dn, blk * DB + DB); ++d) {
         for (index_t k = 0; k < W; ++k) w[k] = to_float(a.weight(d, k));
-        for (index_t si = first_seg[static_cast<std::size_t>(ri)]; si < first_seg[static_cast<std::size_t>(ri + 1)]; ++si) {
+        const index_t s0 = first_seg[static_cast<std::size_t>(ri)], s1 = first_seg[static_cast<std::size_t>(ri + 1)];
+        for (index_t si = s0; si < s1; ++si) {
           const segment& sg = segs[static_cast<std::size_t>(si)];
           const index_t len = sg.t1 - sg.t0;
           for (index_t i = 0; i + 1 < W; ++i) hist[i] = hist_at(sg, d, i);
