@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// tests/simd/test_math.cpp: accuracy of vec::exp, log, sigmoid, softplus, silu, tanh over dense sweeps
-// (float bit-pattern sweeps across the whole range plus linear grids) and edge values, against std:: in
+// tests/simd/test_math.cpp: accuracy of vec::exp, exp_narrow, log, sigmoid, softplus, silu, tanh over dense
+// sweeps (float bit-pattern sweeps across the whole range plus linear grids) and edge values, against std:: in
 // double; batch and scalar forms must agree bit for bit. SEQMIX_PRINT_ACCURACY=1 prints the measured errors.
 #include <bit>
 #include <cmath>
@@ -213,6 +213,22 @@ TEMPLATE_LIST_TEST_CASE("vec::exp: relative error <= 2e-7, overflow, underflow, 
   REQUIRE(vec::exp<A>(0.0f) == 1.0f);
   REQUIRE(vec::exp<A>(-0.0f) == 1.0f);
   REQUIRE(std::isnan(vec::exp<A>(fnan)));
+}
+
+TEMPLATE_LIST_TEST_CASE("vec::exp_narrow: relative error <= 1.5e-7 on its domain, NaN propagates", "[simd][math]",
+                        archs) {
+  using A = TestType;
+  const accuracy acc{"exp_narrow", 1.5e-7, -1e30, [](double, double) { return 0.0; },
+                     [](double x) { return std::exp(x); }};
+  std::vector<float> xs;
+  add_bits(xs, 0.0f, vec::exp_narrow_hi, bit_step<A>);  // every binade down to subnormals, both signs
+  add_bits(xs, -0.0f, vec::exp_narrow_lo, bit_step<A>);
+  add_grid(xs, vec::exp_narrow_lo, vec::exp_narrow_hi, grid_n<A>(1 << 21));
+  for (float e : {vec::exp_narrow_lo, vec::exp_narrow_hi, -0.6065307f, -0.5f, -1e-7f, 1e-7f, -0.0f}) xs.push_back(e);
+  check_accuracy<A>(
+      acc, xs, [](auto b) { return vec::exp_narrow(b); }, [](float x) { return vec::exp_narrow<A>(x); });
+  REQUIRE(vec::exp_narrow<A>(0.0f) == 1.0f);
+  REQUIRE(std::isnan(vec::exp_narrow<A>(fnan)));
 }
 
 TEMPLATE_LIST_TEST_CASE("vec::log: relative error <= 2e-7 over normal and subnormal inputs", "[simd][math]", archs) {

@@ -407,7 +407,8 @@ TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-pl
           "[rwkv7][recurrent]") {
   // visits of 32 tokens: T = 1, 32, 33 and 70 give visits of 1, 32, 32 + 1, 2 x 32 + 6 tokens; the decay laws
   // put row-scale folds at varying positions (before a visit, inside one, on its last token); -30 makes every
-  // step explicit; a -40 channel every 5 tokens sends the fast set-up back to the careful one mid-sequence.
+  // step explicit; a -40 channel every 5 tokens sends the fast set-up back to the careful one mid-sequence;
+  // -1.7 and -2.9 take the fast set-up with vec::exp, -0.6065 the one with vec::exp_narrow.
   // K = 64 with V = 64 reads and writes rows in place, V = 40 stages v and o, K = 20 stages all (tails).
   std::uint64_t seed = 200;
   for (auto kv : {std::pair<index_t, index_t>{64, 64}, std::pair<index_t, index_t>{64, 40},
@@ -416,8 +417,13 @@ TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-pl
       for (index_t T : {1, 32, 33, 70}) {
         rw_case c{.B = 1, .T = T, .H = 2, .K = kv.first, .V = kv.second, .h0 = (T % 2) == 1, .wmin = wmin};
         rw_inputs<float> in(c, ++seed);
-        if (wmin == -0.6065)
+        if (wmin == -0.6065) {
           for (index_t t = 2; t < T; t += 5) in.w.view()(0, t, 1, 3) = -40.0f;
+          // head 0: one decay outside vec::exp_narrow's domain (that visit's set-up takes vec::exp), one growth
+          // step inside it
+          if (T > 40) in.w.view()(0, 40, 0, 5) = -0.8f;
+          if (T > 20) in.w.view()(0, 20, 0, 6) = 0.05f;
+        }
         const auto ref = rw_reference(in);
         INFO("K " << c.K << " V " << c.V << " wmin " << wmin << " T " << T);
         rw_check(in, ref, linear_mode::recurrent, 0);

@@ -321,12 +321,10 @@ struct rwkv7_rec_scratch {
 inline constexpr unsigned char rwkv7_explicit = 1;  // the step multiplies by its decay (sigma = 1 around it)
 inline constexpr unsigned char rwkv7_fold = 2;      // the step stores diag(sigma) S~: sigma = 1 after it
 
-/// Prefetches the n elements from p (every line: malloc'd rows often start 16 bytes past one) into L2, or
-/// with Write into L1 for writing.
-template <bool Write = false, class T>
+/// Prefetches the n elements from p (every line: malloc'd rows often start 16 bytes past one) into L2.
+template <class T>
 SEQMIX_ALWAYS_INLINE void rwkv7_prefetch(const T* p, index_t n) noexcept {
-  vec::prefetch_bytes<Write ? vec::prefetch_hint::write : vec::prefetch_hint::l2>(
-      p, static_cast<std::size_t>(n) * sizeof(T));
+  vec::prefetch_bytes<vec::prefetch_hint::l2>(p, static_cast<std::size_t>(n) * sizeof(T));
 }
 
 /// One column block (NB batches from c0) of a fused RWKV-7 step on S~ (row scales outside):
@@ -471,25 +469,34 @@ bool rwkv7_prepare(rwkv7_rec_scratch& w, float* sig, index_t c, bool last_is_end
 
 /// Set-up of a visit without folds or explicit steps (the common case), read in place from float rows
 /// (token i of r, w, k, a, b at ts[0..4] elements times i; K a multiple of the padding): as_i = sigma a_i,
-/// sigma *= e^{w_i}, bs = b / sigma, ks = k / sigma, rs = scale sigma r, token by token. Returns false, with sig unchanged,
-/// when a decay or a row scale drops below the floor (the visit then takes rwkv7_prepare).
-template <class Arch>
-bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const float* wl, const float* k,
-                        const float* a, const float* b, const index_t* ts, index_t c, float scale,
-                        const float* a_next) noexcept {
+/// sigma *= e^{w_i}, bs = b / sigma, ks = k / sigma, rs = scale sigma r, token by token, into w.pre and the
+/// scratch rows. With Narrow the decays come from vec::exp_narrow (a third of vec::exp's cost: the set-up is
+/// latency-bound, docs/04b §4), valid only when every w lies in its domain. Returns 1, 0 when a decay or a row
+/// scale drops below the floor (the visit then takes rwkv7_prepare), -1 when Narrow and a w lies outside the
+/// domain (run again without Narrow).
+template <bool Narrow, class Arch>
+int rwkv7_setup_rows(rwkv7_rec_scratch& w, const float* r, const float* wl, const float* k, const float* a,
+                     const float* b, const index_t* ts, index_t c, float scale) noexcept {
   using bt = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t Kp = w.Kp;
   // token-major: each token's rows lie on their own pages (rows 8 KiB apart in [B,T,H,K]), so a visit walks
   // each page once instead of once per batch (L1 TLB)
-  bt mn(1.0f);
-  std::copy(sig, sig + Kp, w.pre);
+  bt mn(1.0f), lo(0.0f), hi(0.0f);
   for (index_t i = 0; i < c; ++i) {
     const float *ri = r + i * ts[0], *wi = wl + i * ts[1], *ki = k + i * ts[2], *ai = a + i * ts[3], *bi = b + i * ts[4];
     for (index_t j = 0; j < Kp; j += W) {
       const index_t q = i * Kp + j;
       bt sg = bt::load_unaligned(w.pre + j);
-      const bt d = vec::exp(bt::load_unaligned(wi + j));
+      const bt wv = bt::load_unaligned(wi + j);
+      bt d;
+      if constexpr (Narrow) {
+        d = vec::exp_narrow(wv);
+        lo = xsimd::min(wv, lo);  // (a NaN w keeps lo and hi: both forms give NaN for it)
+        hi = xsimd::max(wv, hi);
+      } else {
+        d = vec::exp(wv);
+      }
       (sg * bt::load_unaligned(ai + j)).store_unaligned(w.as + q);
       sg *= d;
       sg.store_unaligned(w.pre + j);
@@ -501,10 +508,30 @@ bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const 
       (bt::load_unaligned(ri + j) * (sg * bt(scale))).store_unaligned(w.rs + q);
     }
   }
+  if constexpr (Narrow)
+    if (!(lane_min<Arch>(lo) >= vec::exp_narrow_lo && -lane_min<Arch>(-hi) <= vec::exp_narrow_hi)) return -1;
+  return lane_min<Arch>(mn) >= lazy_decay_floor ? 1 : 0;
+}
+
+/// The fast set-up of a visit (rwkv7_setup_rows, narrow decays first) and the next visit's first a-row.
+/// Returns false, with sig unchanged, when the visit must take rwkv7_prepare.
+template <class Arch>
+bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const float* wl, const float* k,
+                        const float* a, const float* b, const index_t* ts, index_t c, float scale,
+                        const float* a_next) noexcept {
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(bt::size);
+  const index_t Kp = w.Kp;
+  std::copy(sig, sig + Kp, w.pre);
+  int res = rwkv7_setup_rows<true, Arch>(w, r, wl, k, a, b, ts, c, scale);
+  if (res < 0) {
+    std::copy(sig, sig + Kp, w.pre);
+    res = rwkv7_setup_rows<false, Arch>(w, r, wl, k, a, b, ts, c, scale);
+  }
+  if (res == 0) return false;
   if (a_next)
     for (index_t j = 0; j < Kp; j += W)
       (bt::load_unaligned(w.pre + j) * bt::load_unaligned(a_next + j)).store_unaligned(w.as + c * Kp + j);
-  if (!(lane_min<Arch>(mn) >= lazy_decay_floor)) return false;
   std::copy(w.pre, w.pre + Kp, sig);
   std::fill(w.mode, w.mode + c, static_cast<unsigned char>(0));
   return true;
@@ -553,7 +580,7 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
       rwkv7_prefetch(p.a.ptr(s.b, t + i, h, 0), K);
       rwkv7_prefetch(p.b.ptr(s.b, t + i, h, 0), K);
       rwkv7_prefetch(p.v.ptr(s.b, t + i, h, 0), V);
-      if (so == 1) rwkv7_prefetch<true>(p.o.ptr(s.b, t + i, h, 0), V);
+      if (so == 1) rwkv7_prefetch(p.o.ptr(s.b, t + i, h, 0), V);  // to L2, not L1 (prefetchw): docs/04b §4
     }
   };
   for (index_t g0 = h0; g0 < h1; g0 += rwkv7_rec_heads) {
