@@ -23,6 +23,7 @@
 #include "../../../core/tensor_view.hpp"
 #include "../../../runtime/context.hpp"
 #include "../../../runtime/parallel_for.hpp"
+#include "../../../simd/load_store.hpp"
 
 namespace seqmix {
 
@@ -217,15 +218,19 @@ SEQMIX_ALWAYS_INLINE void store_state(const state_view& s, index_t n, index_t h,
   }
 }
 
-/// Reads n elements of a strided row into float (any input dtype).
-template <class T>
-SEQMIX_ALWAYS_INLINE void load_row(const T* SEQMIX_RESTRICT p, index_t stride, index_t n,
-                                   float* SEQMIX_RESTRICT dst, float mul = 1.0f) noexcept {
+/// dst[i] = float(src[i * stride]) * mul for i < n, any storage type: vector loads for contiguous rows (bf16
+/// and f16 widened in registers, vec::load), element by element otherwise.
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void load_row(const T* SEQMIX_RESTRICT src, index_t stride, index_t n, float* SEQMIX_RESTRICT dst,
+                                   float mul = 1.0f) noexcept {
+  index_t i = 0;
   if (stride == 1) {
-    for (index_t i = 0; i < n; ++i) dst[i] = to_float(p[i]) * mul;
-  } else {
-    for (index_t i = 0; i < n; ++i) dst[i] = to_float(p[i * stride]) * mul;
+    using F = xsimd::batch<float, Arch>;
+    constexpr index_t W = static_cast<index_t>(F::size);
+    const F m(mul);
+    for (; i + W <= n; i += W) (vec::load<Arch>(src + i) * m).store_unaligned(dst + i);
   }
+  for (; i < n; ++i) dst[i] = to_float(src[i * stride]) * mul;
 }
 /// Narrows a float64 result to storage type T (double stays double).
 template <class T>
@@ -234,15 +239,18 @@ SEQMIX_ALWAYS_INLINE T from_double(double x) noexcept {
   else return from_float<T>(static_cast<float>(x));
 }
 
-/// Writes n floats to a strided row of T.
-template <class T>
-SEQMIX_ALWAYS_INLINE void store_row(T* SEQMIX_RESTRICT p, index_t stride, index_t n,
+/// dst[i * stride] = T(src[i]) for i < n: vector stores for contiguous rows (vec::store), element by element
+/// otherwise.
+template <class Arch, class T>
+SEQMIX_ALWAYS_INLINE void store_row(T* SEQMIX_RESTRICT dst, index_t stride, index_t n,
                                     const float* SEQMIX_RESTRICT src) noexcept {
+  index_t i = 0;
   if (stride == 1) {
-    for (index_t i = 0; i < n; ++i) p[i] = from_float<T>(src[i]);
-  } else {
-    for (index_t i = 0; i < n; ++i) p[i * stride] = from_float<T>(src[i]);
+    using F = xsimd::batch<float, Arch>;
+    constexpr index_t W = static_cast<index_t>(F::size);
+    for (; i + W <= n; i += W) vec::store<Arch>(dst + i, F::load_unaligned(src + i));
   }
+  for (; i < n; ++i) dst[i * stride] = from_float<T>(src[i]);
 }
 
 // ---------------------------------------------------------------- chunk helpers (SPEC §3.1)

@@ -201,52 +201,6 @@ inline void forward_subst(index_t rows, index_t n, const float* L, index_t ldl, 
   }
 }
 
-/// dst[i] = mul * src[i] (float rows, contiguous): an explicit vector loop (no memcpy call), so profiles
-/// show the row loads where they happen.
-template <class Arch>
-SEQMIX_ALWAYS_INLINE void copy_scaled(const float* SEQMIX_RESTRICT src, index_t n, float* SEQMIX_RESTRICT dst,
-                                      float mul) noexcept {
-  using bt = xsimd::batch<float, Arch>;
-  constexpr index_t W = static_cast<index_t>(bt::size);
-  const bt m(mul);
-  index_t i = 0;
-  for (; i + W <= n; i += W) (m * bt::load_unaligned(src + i)).store_unaligned(dst + i);
-  for (; i < n; ++i) dst[i] = mul * src[i];
-}
-
-/// Row load with dtype conversion and scale: vector loads (bf16/f16 widened in registers) for contiguous rows.
-template <class Arch, class T>
-SEQMIX_ALWAYS_INLINE void ld_row(const T* p, index_t stride, index_t n, float* dst, float mul = 1.0f) noexcept {
-  if constexpr (std::is_same_v<T, float>) {
-    if (stride == 1) return copy_scaled<Arch>(p, n, dst, mul);
-  } else {
-    if (stride == 1) {
-      using bt = xsimd::batch<float, Arch>;
-      constexpr index_t W = static_cast<index_t>(bt::size);
-      const bt m(mul);
-      index_t i = 0;
-      for (; i + W <= n; i += W) (m * vec::load<Arch>(p + i)).store_unaligned(dst + i);
-      if (i < n) vec::store_tail(dst + i, m * vec::load_tail<Arch>(p + i, n - i), n - i);
-      return;
-    }
-  }
-  for (index_t i = 0; i < n; ++i) dst[i] = to_float(p[i * stride]) * mul;
-}
-
-/// Row store with dtype conversion (vector stores for contiguous rows).
-template <class Arch, class T>
-SEQMIX_ALWAYS_INLINE void st_row(T* p, index_t stride, index_t n, const float* src) noexcept {
-  if (stride == 1) {
-    using bt = xsimd::batch<float, Arch>;
-    constexpr index_t W = static_cast<index_t>(bt::size);
-    index_t i = 0;
-    for (; i + W <= n; i += W) vec::store(p + i, bt::load_unaligned(src + i));
-    if (i < n) vec::store_tail(p + i, bt::load_unaligned(src + i), n - i);  // src rows are padded
-    return;
-  }
-  for (index_t i = 0; i < n; ++i) p[i * stride] = from_float<T>(src[i]);
-}
-
 /// Prefetches `rows` rows of `n` contiguous elements (row stride `stride` elements) into the cache, so the
 /// next chunk's inputs (one row per 4 KiB page in [B,T,H,D] layouts) stream in while this chunk computes.
 template <class T>

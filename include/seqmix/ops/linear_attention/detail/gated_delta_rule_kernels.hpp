@@ -121,8 +121,8 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
     const index_t tt = t + i;
     float* q = w.q + i * Kp;
     float* k = w.k + i * Kp;
-    ld_row<Arch>(p.q.ptr(b, tt, hq, 0), sqk, K, q);
-    ld_row<Arch>(p.k.ptr(b, tt, hq, 0), skk, K, k);
+    load_row<Arch>(p.q.ptr(b, tt, hq, 0), sqk, K, q);
+    load_row<Arch>(p.k.ptr(b, tt, hq, 0), skk, K, k);
     // rows are zero-padded to Kp: whole-batch sums of squares and scaling
     using bt = xsimd::batch<float, Arch>;
     constexpr index_t W = static_cast<index_t>(bt::size);
@@ -138,7 +138,7 @@ void gdr_load_chunk(const gdr_problem<T>& p, gdr_scratch& w, index_t b, index_t 
       scal<Arch>(Kp, 1.0f / std::sqrt(vec::hsum(nk) + 1e-6f), k);
     }
     scal<Arch>(Kp, qs, q);
-    ld_row<Arch>(p.v.ptr(b, tt, j, 0), svv, V, w.v + i * Vp);
+    load_row<Arch>(p.v.ptr(b, tt, j, 0), svv, V, w.v + i * Vp);
     if (p.beta) {
       w.beta[i] = gdr_beta_transform<float>(to_float(p.beta(b, tt, j)), p.beta_sigmoid, p.beta_mul);
     } else {
@@ -778,7 +778,7 @@ void gdr_fast_group(const gdr_problem<T>& p, const linear_detail::seq_desc& s, i
       // the next head's state streams into L2 during this visit
       const trickle_prefetch pf(j + 1 < j1 ? states + (j + 1 - j0) * KV : states, j + 1 < j1 ? KV : 0, c / 2);
       if (!(chunked && gdr_chunk_rows<Arch>(p, w, c))) gdr_recurrent_rows<Arch>(p, w, c, pf, &rpf);
-      for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
+      for (index_t i = 0; i < c; ++i) store_row<Arch>(p.o.ptr(s.b, t + i, j, 0), so, p.V, w.o + i * w.Vp);
     }
   }
   if (direct) return;

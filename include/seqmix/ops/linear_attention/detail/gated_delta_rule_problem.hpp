@@ -12,6 +12,10 @@
 
 namespace seqmix::delta_detail {
 
+// row loads and stores with dtype conversion: one implementation for the whole linear-attention family
+using linear_detail::load_row;
+using linear_detail::store_row;
+
 /// Kernel choices that are not API, set per call (never globally) by tests and A/B benchmarks through
 /// delta_detail::gated_delta_rule_tuned.
 struct gdr_tuning {

@@ -48,37 +48,6 @@ SEQMIX_ALWAYS_INLINE void scale_row(float* x, index_t n, float s) noexcept {
   for (index_t i = 0; i < n; i += simd_width<Arch>) (F::load_aligned(x + i) * f).store_aligned(x + i);
 }
 
-/// dst[i] = float(src[i * stride]) * mul for i < n; SIMD for contiguous rows of any storage type (bf16 and
-/// f16 widen in registers: vec::load; no memcpy calls).
-template <class Arch, class T>
-SEQMIX_ALWAYS_INLINE void load_row_simd(const T* SEQMIX_RESTRICT src, index_t stride, index_t n,
-                                        float* SEQMIX_RESTRICT dst, float mul) noexcept {
-  if (stride == 1) {
-    using F = xsimd::batch<float, Arch>;
-    constexpr index_t W = simd_width<Arch>;
-    const F m(mul);
-    index_t i = 0;
-    for (; i + W <= n; i += W) (vec::load<Arch>(src + i) * m).store_unaligned(dst + i);
-    for (; i < n; ++i) dst[i] = to_float(src[i]) * mul;
-    return;
-  }
-  load_row(src, stride, n, dst, mul);
-}
-/// dst[i * stride] = T(src[i]) for i < n; SIMD for contiguous rows of any storage type (vec::store).
-template <class Arch, class T>
-SEQMIX_ALWAYS_INLINE void store_row_simd(T* SEQMIX_RESTRICT dst, index_t stride, index_t n,
-                                         const float* SEQMIX_RESTRICT src) noexcept {
-  if (stride == 1) {
-    using F = xsimd::batch<float, Arch>;
-    constexpr index_t W = simd_width<Arch>;
-    index_t i = 0;
-    for (; i + W <= n; i += W) vec::store<Arch>(dst + i, F::load_unaligned(src + i));
-    for (; i < n; ++i) dst[i] = from_float<T>(src[i]);
-    return;
-  }
-  store_row(dst, stride, n, src);
-}
-
 /// Per-worker buffers of the gated kernels (float, padded to the SIMD width, 64-byte aligned).
 struct gated_bufs {
   float *Q, *Qi, *Kr, *Kt, *Vb, *G, *A, *O, *d, *e, *lo, *hi;
@@ -148,16 +117,16 @@ struct gated_task {
     return 0.0f;
   }
   void load_q(index_t t, float* dst) const noexcept {
-    load_row_simd<Arch>(p.q.ptr(b, t, h, 0), p.q.template stride<axis::K>(), K, dst, scale);
+    load_row<Arch>(p.q.ptr(b, t, h, 0), p.q.template stride<axis::K>(), K, dst, scale);
   }
   void load_k(index_t t, float* dst) const noexcept {
-    load_row_simd<Arch>(p.k.ptr(b, t, h, 0), p.k.template stride<axis::K>(), K, dst, 1.0f);
+    load_row<Arch>(p.k.ptr(b, t, h, 0), p.k.template stride<axis::K>(), K, dst, 1.0f);
   }
   void load_v(index_t t, float* dst) const noexcept {
-    load_row_simd<Arch>(p.v.ptr(b, t, h, 0), p.v.template stride<axis::V>(), V, dst, 1.0f);
+    load_row<Arch>(p.v.ptr(b, t, h, 0), p.v.template stride<axis::V>(), V, dst, 1.0f);
   }
   void load_gk(index_t t, float* dst) const noexcept {
-    load_row_simd<Arch>(p.gk.ptr(b, t, h, 0), p.gk.template stride<axis::K>(), K, dst, 1.0f);
+    load_row<Arch>(p.gk.ptr(b, t, h, 0), p.gk.template stride<axis::K>(), K, dst, 1.0f);
   }
   /// Software prefetch of tokens [t0, t1) into L2 (rows of one head are H*K elements apart, one page each at
   /// H = 16, K = 64), through vec::prefetch (simd/prefetch.hpp: g++ 12 deletes loops made only of
@@ -257,7 +226,7 @@ struct gated_task {
       const float inv = 1.0f / (den + 1e-10f);
       for (index_t c = 0; c < V; ++c) orow[c] *= inv;
     }
-    store_row_simd<Arch>(p.o.ptr(b, t, h, 0), p.o.template stride<axis::V>(), V, orow);
+    store_row<Arch>(p.o.ptr(b, t, h, 0), p.o.template stride<axis::V>(), V, orow);
   }
 
   // ------------------------------------------------------------------ recurrent form
@@ -320,7 +289,7 @@ struct gated_task {
         for (index_t a = 0; a < K; ++a) d[a] = 1.0f;
       }
       if (p.gv) {
-        load_row_simd<Arch>(p.gv.ptr(b, t, h, 0), p.gv.template stride<axis::V>(), V, dv, 1.0f);
+        load_row<Arch>(p.gv.ptr(b, t, h, 0), p.gv.template stride<axis::V>(), V, dv, 1.0f);
         exp_inplace<Arch>(dv, V);
         for (index_t c = V; c < Vp; ++c) dv[c] = 1.0f;
       }
@@ -365,7 +334,7 @@ struct gated_task {
     if constexpr (std::is_same_v<T, float>) {
       if (st == 1) return src;
     }
-    load_row_simd<Arch>(src, st, n, buf, 1.0f);
+    load_row<Arch>(src, st, n, buf, 1.0f);
     return buf;
   }
   /// Stages token t in slot s in one pass over the key channels (q, k, gates read once) and advances P
@@ -386,7 +355,7 @@ struct gated_task {
       if (direct) {
         s.v = reinterpret_cast<const float*>(src);
       } else {
-        load_row_simd<Arch>(src, st, V, s.vb, 1.0f);
+        load_row<Arch>(src, st, V, s.vb, 1.0f);
         s.v = s.vb;
       }
     }
@@ -728,10 +697,10 @@ struct gated_task {
         if (i == 0) {
           for (index_t a = 0; a < K; ++a) qi[a] = 0.0f;
         } else {
-          load_row_simd<Arch>(G + (i - 1) * Kp, 1, K, qi, 1.0f);
+          load_row<Arch>(G + (i - 1) * Kp, 1, K, qi, 1.0f);
         }
       } else {
-        load_row_simd<Arch>(G + i * Kp, 1, K, qi, 1.0f);
+        load_row<Arch>(G + i * Kp, 1, K, qi, 1.0f);
       }
     }
     exp_inplace<Arch>(bf.Qi, (L - 1) * Kp + K);

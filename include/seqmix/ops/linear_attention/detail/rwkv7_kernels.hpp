@@ -70,12 +70,12 @@ void rwkv7_load_chunk(const rwkv7_problem<T>& p, rwkv7_scratch& w, index_t bi, i
   const index_t sb = p.b.template stride<axis::K>(), sv = p.v.template stride<axis::V>();
   for (index_t i = 0; i < c; ++i) {
     const index_t tt = t + i;
-    ld_row<Arch>(p.r.ptr(bi, tt, h, 0), sr, K, w.r + i * Kp, scale);
-    ld_row<Arch>(p.w.ptr(bi, tt, h, 0), sw, K, w.wr + i * Kp);
-    ld_row<Arch>(p.k.ptr(bi, tt, h, 0), sk, K, w.k + i * Kp);
-    ld_row<Arch>(p.a.ptr(bi, tt, h, 0), sa, K, w.a + i * Kp);
-    ld_row<Arch>(p.b.ptr(bi, tt, h, 0), sb, K, w.b + i * Kp);
-    ld_row<Arch>(p.v.ptr(bi, tt, h, 0), sv, p.V, w.v + i * w.Vp);
+    load_row<Arch>(p.r.ptr(bi, tt, h, 0), sr, K, w.r + i * Kp, scale);
+    load_row<Arch>(p.w.ptr(bi, tt, h, 0), sw, K, w.wr + i * Kp);
+    load_row<Arch>(p.k.ptr(bi, tt, h, 0), sk, K, w.k + i * Kp);
+    load_row<Arch>(p.a.ptr(bi, tt, h, 0), sa, K, w.a + i * Kp);
+    load_row<Arch>(p.b.ptr(bi, tt, h, 0), sb, K, w.b + i * Kp);
+    load_row<Arch>(p.v.ptr(bi, tt, h, 0), sv, p.V, w.v + i * w.Vp);
   }
 }
 
@@ -612,17 +612,17 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
         if (!fast) {
           for (index_t i = 0; i < c; ++i) {
             const index_t tt = t + i;
-            ld_row<Arch>(p.r.ptr(s.b, tt, h, 0), sr, K, w.rs + i * Kp, scale);
-            ld_row<Arch>(p.w.ptr(s.b, tt, h, 0), sw, K, w.wr + i * Kp);
-            ld_row<Arch>(p.k.ptr(s.b, tt, h, 0), sk, K, w.ks + i * Kp);
-            ld_row<Arch>(p.a.ptr(s.b, tt, h, 0), sa, K, w.as + i * Kp);
-            ld_row<Arch>(p.b.ptr(s.b, tt, h, 0), sb, K, w.bs + i * Kp);
+            load_row<Arch>(p.r.ptr(s.b, tt, h, 0), sr, K, w.rs + i * Kp, scale);
+            load_row<Arch>(p.w.ptr(s.b, tt, h, 0), sw, K, w.wr + i * Kp);
+            load_row<Arch>(p.k.ptr(s.b, tt, h, 0), sk, K, w.ks + i * Kp);
+            load_row<Arch>(p.a.ptr(s.b, tt, h, 0), sa, K, w.as + i * Kp);
+            load_row<Arch>(p.b.ptr(s.b, tt, h, 0), sb, K, w.bs + i * Kp);
           }
-          if (ahead) ld_row<Arch>(p.a.ptr(s.b, t + c, h, 0), sa, K, w.as + c * Kp);
+          if (ahead) load_row<Arch>(p.a.ptr(s.b, t + c, h, 0), sa, K, w.as + c * Kp);
           pre_fold = rwkv7_prepare<Arch>(w, sig, c, !ahead, ahead);
         }
         if (!v_in_place)
-          for (index_t i = 0; i < c; ++i) ld_row<Arch>(p.v.ptr(s.b, t + i, h, 0), sv, V, w.v + i * Vp);
+          for (index_t i = 0; i < c; ++i) load_row<Arch>(p.v.ptr(s.b, t + i, h, 0), sv, V, w.v + i * Vp);
         if (!w.hvalid[h - h0]) rwkv7_project<Arch>(K, Vp, S, w.as, hv);
         if (pre_fold) materialize_decay<Arch>(S, w.pre, K, Kp, Vp);
         for (index_t i = 0; i < c; ++i) {
@@ -651,7 +651,7 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
         }
         w.hvalid[h - h0] = ahead ? 1 : 0;
         if (!o_in_place)
-          for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, V, w.o + i * Vp);
+          for (index_t i = 0; i < c; ++i) store_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, V, w.o + i * Vp);
       }
     }
   }
@@ -701,7 +701,7 @@ void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& 
         }
       }
       if (!(chunked && rwkv7_chunk_rows<Arch>(w, p.K, c))) rwkv7_recurrent_rows<Arch>(w, p.K, c);
-      for (index_t i = 0; i < c; ++i) st_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, p.V, w.o + i * w.Vp);
+      for (index_t i = 0; i < c; ++i) store_row<Arch>(p.o.ptr(s.b, t + i, h, 0), so, p.V, w.o + i * w.Vp);
     }
   }
   if (direct) return;
