@@ -179,6 +179,32 @@ inline void conv_row_contig(const T* x, T* out, index_t len, const float* w, ind
   }
 }
 
+/// Channel-last, TT tokens per pass over whole rows (D-stride 1): out[t + j] = act(bias + sum_k w_k x[t + j -
+/// (Wc-1) + k]) for j < TT, every tap inside the segment. The TT + Wc - 1 input rows of a channel batch are
+/// loaded once for the TT outputs, and x and out are read and written row after row (whole rows: this machine
+/// streams them far better than pieces of many rows).
+template <class A, int Wc, int TT, bool Silu, class T>
+SEQMIX_ALWAYS_INLINE void conv_cl_rows(const T* const* xr, T* const* orow, const float* wt, index_t Dp,
+                                       const float* bias, index_t Dn) noexcept {
+  using Bt = fbatch<A>;
+  constexpr index_t V = static_cast<index_t>(Bt::size);
+  constexpr int NX = TT + Wc - 1;
+  index_t c = 0;
+  for (; c < Dn; c += V) {
+    const index_t m = std::min(V, Dn - c);
+    Bt xv[NX], acc[TT];
+    for (int r = 0; r < NX; ++r) xv[r] = m == V ? load_w<A>(xr[r] + c) : load_n<A>(xr[r] + c, m);
+    const Bt b = Bt::load_unaligned(bias + c);
+    for (int j = 0; j < TT; ++j) acc[j] = b;
+    for (int k = 0; k < Wc; ++k) {
+      const Bt wk = Bt::load_unaligned(wt + k * Dp + c);
+      for (int j = 0; j < TT; ++j) acc[j] = xsimd::fma(wk, xv[j + k], acc[j]);
+    }
+    if constexpr (Silu) lockstep::silu<A, TT>(acc);
+    for (int j = 0; j < TT; ++j) store_n<A>(orow[j] + c, acc[j], m);
+  }
+}
+
 /// `stream_min_bytes`: outputs of at least this size use streaming stores (tests pass 0 or infinity).
 template <class Arch, class T>
 void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_options& o, simd<Arch>,
@@ -275,9 +301,37 @@ void causal_conv1d_impl(const causal_conv1d_args<T>& a, const causal_conv1d_opti
     const segment& sg = segs[static_cast<std::size_t>(si)];
     const index_t t0 = task_t0[static_cast<std::size_t>(task)], t1 = std::min(sg.t1, t0 + TB);
     const float* hs = hist.data() + si * (W - 1) * Dp;
+    index_t tf = t0;  // tokens before tf run below, one at a time
+    if (W <= 4) {
+      // whole rows, 4 tokens per pass, from the first token whose taps all lie in the segment
+      tf = std::max(t0, sg.t0 + W - 1);
+      constexpr int TT = 4;
+      auto pass = [&]<int Wc, int N>(index_t t) {
+        const T* xr[N + Wc - 1];
+        T* orow[N];
+        for (int r = 0; r < N + Wc - 1; ++r) xr[r] = a.x.ptr(sg.b, 0, t - (Wc - 1) + r);
+        for (int j = 0; j < N; ++j) orow[j] = a.out.ptr(sg.b, 0, t + j);
+        if (silu) conv_cl_rows<A, Wc, N, true>(xr, orow, wt.data(), Dp, bias.data(), Dn);
+        else conv_cl_rows<A, Wc, N, false>(xr, orow, wt.data(), Dp, bias.data(), Dn);
+      };
+      auto run = [&]<int Wc>() {
+        index_t t = tf;
+        for (; t + TT <= t1; t += TT) pass.template operator()<Wc, TT>(t);
+        for (; t < t1; ++t) pass.template operator()<Wc, 1>(t);
+      };
+      if (tf < t1) {
+        if (W == 4) run.template operator()<4>();
+        else if (W == 3) run.template operator()<3>();
+        else if (W == 2) run.template operator()<2>();
+        else run.template operator()<1>();
+      }
+      tf = std::min(tf, t1);
+    } else {
+      tf = t1;
+    }
     constexpr index_t CB = 256;  // channels per pass: x rows and weights of a pass stay in L1
     for (index_t cb = 0; cb < Dn; cb += CB)
-    for (index_t t = t0; t < t1; ++t) {
+    for (index_t t = t0; t < tf; ++t) {
       const index_t j0 = t - sg.t0 - (W - 1);  // x^ index of tap 0
       const index_t ce = std::min(Dn, cb + CB);
       T* orow = a.out.ptr(sg.b, 0, t);
