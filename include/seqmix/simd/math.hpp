@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// seqmix/simd/math.hpp: vec::exp, log, sigmoid, softplus, silu, tanh on xsimd batches and on float
+// seqmix/simd/math.hpp: vec::exp (and exp_narrow), log, sigmoid, softplus, silu, tanh on xsimd batches and float
 // (the float overloads run the batch algorithm on a broadcast, so scalar tails give identical results).
 #pragma once
 
