@@ -2,6 +2,8 @@
 // tests/ops/ssm_scan/test_state_update.cpp: selective_state_update (Mamba-2 and Mamba-1 shapes, slots)
 // against the float64 reference; == ssd with L = 1; prefill then decode steps == a longer prefill.
 #include <cmath>
+#include <tuple>
+#include <vector>
 
 #include "ssm_problem.hpp"
 
@@ -102,10 +104,16 @@ TEST_CASE("ssd prefill then selective_state_update decode steps == one longer pr
 
 TEST_CASE("Mamba-1: selective_scan prefill then selective_state_update (H = 1, P = D) == longer scan",
           "[ssm][state_update][state]") {
-  const index_t L = 40, steps = 3, N = 16;
-  for (index_t D : {20, 1100}) {  // 1100: the decode splits P into blocks of 512, 512 and 76
-    INFO("D " << D);
+  const index_t L = 40, steps = 3;
+  // 1100: the decode splits P into blocks of 512, 512 and 76; N = 12: a part batch of A read in place; A
+  // transposed in memory (N-stride D): staged rows
+  for (auto [D, N, a_t] : {std::tuple<index_t, index_t, bool>{20, 16, false}, {1100, 16, false}, {20, 12, false},
+                           {1100, 12, true}, {20, 16, true}}) {
+    INFO("D " << D << " N " << N << " A transposed " << a_t);
     scan_problem<float> pr(1, D, L, N, 1, {}, 47);
+    std::vector<float> At(static_cast<std::size_t>(D * N));
+    for (index_t d = 0; d < D; ++d)
+      for (index_t n = 0; n < N; ++n) At[static_cast<std::size_t>(n * D + d)] = pr.A.cview()(d, n);
     tensor<float, bdl> whole({1, D, L}), part({1, D, L});
     tensor<float, bdn> lw({1, D, N}), st({1, D, N});
     selective_scan(pr.args(whole.view(), lw.view()), pr.opts(), reference{});
@@ -128,7 +136,8 @@ TEST_CASE("Mamba-1: selective_scan prefill then selective_state_update (H = 1, P
       u.x = col(pr.u);
       u.dt = col(pr.delta);
       u.z = col(pr.z);
-      u.A = const_view<float, hpn>(pr.A.cview().data(), {1, D, N}, {0, N, 1});
+      u.A = a_t ? const_view<float, hpn>(At.data(), {1, D, N}, {0, 1, D})
+                : const_view<float, hpn>(pr.A.cview().data(), {1, D, N}, {0, N, 1});
       auto bm = pr.Bm.cview(), cm = pr.Cm.cview();
       u.B = const_view<float, bgn>(bm.ptr(0, 0, 0, t), {1, 1, N}, {bm.stride<axis::B>(), bm.stride<axis::G>(), bm.stride<axis::N>()});
       u.C = const_view<float, bgn>(cm.ptr(0, 0, 0, t), {1, 1, N}, {cm.stride<axis::B>(), cm.stride<axis::G>(), cm.stride<axis::N>()});

@@ -37,7 +37,9 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
   // Mamba-2's dt, dt_bias and A do not vary over P: one softplus and one exp per head
   const bool dt_flat = a.dt.template stride<axis::P>() == 0 && (!a.dt_bias || a.dt_bias.template stride<axis::P>() == 0);
   const bool da_flat = dt_flat && shared_a && a.A.template stride<axis::P>() == 0;
-  const any_executor ex = pick_executor(o.run, static_cast<double>(Bn) * H * P * N);
+  // Mamba-1 (A per state): an exp per state element, ~8 multiply-adds' worth (a one-thread D5120 N16 step took
+  // ~100 us, far past the cost of waking a worker)
+  const any_executor ex = pick_executor(o.run, static_cast<double>(Bn) * H * P * N * (shared_a ? 1 : 8));
   // Mamba-1 shapes (H = 1, P = D in the thousands) would be one task when the work is large enough to run in
   // parallel: split P into blocks of 512
   const index_t PB = P > 1024 ? 512 : P, npb = (P + PB - 1) / PB;
@@ -80,7 +82,10 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
       const float xf = to_float(a.x(b, h, p));
       const Bt xv(dt * xf), dtv(dt);
       const Bt dA0(shared_a ? dap[p] : 1.0f);
-      if (!shared_a) read_row(a.A.ptr(h, p, 0), sAn, N, Af);
+      // A rows of unit stride are read in place (vector loads), others staged
+      const T* arow = a.A.ptr(h, p, 0);
+      const bool a_direct = !shared_a && sAn == 1;
+      if (!shared_a && !a_direct) read_row(arow, sAn, N, Af);
       float* srow = a.state.ptr(slot, h, p, 0);
       float* s = srow;
       if (ssn != 1) {
@@ -90,14 +95,14 @@ void selective_state_update_impl(const selective_state_update_args<T>& a, const 
       Bt y0(0.0f), y1(0.0f);
       index_t n = 0;
       for (; n + W <= N; n += W) {
-        const Bt dA = shared_a ? dA0 : vexp<A>(dtv * Bt::load_aligned(Af + n));
+        const Bt dA = shared_a ? dA0 : vexp<A>(dtv * (a_direct ? load_w<A>(arow + n) : Bt::load_aligned(Af + n)));
         const Bt sv = xsimd::fma(Bt::load_unaligned(s + n), dA, xv * Bt::load_aligned(Bf + n));
         sv.store_unaligned(s + n);
         ((n / W) % 2 == 0 ? y0 : y1) = xsimd::fma(sv, Bt::load_aligned(Cf + n), (n / W) % 2 == 0 ? y0 : y1);
       }
       if (n < N) {
         const index_t m = N - n;
-        const Bt dA = shared_a ? dA0 : vexp<A>(dtv * Bt::load_aligned(Af + n));
+        const Bt dA = shared_a ? dA0 : vexp<A>(dtv * (a_direct ? load_n<A>(arow + n, m) : Bt::load_aligned(Af + n)));
         const Bt sv = xsimd::fma(load_n<A>(s + n, m), dA, xv * Bt::load_aligned(Bf + n));
         store_n<A>(s + n, sv, m);
         y0 = xsimd::fma(sv, Bt::load_aligned(Cf + n), y0);  // Cf is zero beyond N
