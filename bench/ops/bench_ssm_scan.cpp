@@ -203,6 +203,7 @@ BENCHMARK(BM_ssm_scan_state_update)
 BENCHMARK(BM_ssm_scan_conv1d_update)
     ->ArgNames({"D", "W", "threads"})
     ->Args({10240, 4, 1})
+    ->Args({10240, 4, 2})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -175,6 +175,48 @@ TEST_CASE("causal_conv1d_update: simd == reference with slots, L > 1, ring and s
   }
 }
 
+TEST_CASE("causal_conv1d_update: shift buffers of W - 1 taps, V channels at a time (gathers) == reference",
+          "[ssm][conv1d]") {
+  // D = 19: two batches and a 3-channel tail; L = 1 reads x rows in place (D-stride 1), L = 3 gathers them;
+  // W = 8 is the widest gathered kernel, W = 9 takes the scalar loop; slot -1 skips a row
+  rng r(23);
+  for (index_t W : {2, 3, 4, 8, 9}) {
+    for (index_t L : {1, 3}) {
+      for (bool with_bias : {true, false}) {
+        const index_t Bn = 3, D = 19, S = W - 1, slots = 4;
+        tensor<float, bdl> x({Bn, D, L});
+        tensor<float, dw> w({D, W});
+        tensor<float, ssm_layouts::d> bias(extents<ssm_layouts::d>{D});
+        tensor<float, ssm_layouts::bds> st({slots, D, S});
+        x.normal(r);
+        w.normal(r);
+        bias.normal(r);
+        st.normal(r);
+        auto st_ref = st;
+        std::vector<ssm_index_t> idx{2, -1, 0};
+        tensor<float, bdl> out({Bn, D, L}), ref({Bn, D, L});
+        out.poison();
+        auto make = [&](tensor<float, ssm_layouts::bds>& s, tensor<float, bdl>& o) {
+          causal_conv1d_update_args<float> a;
+          a.x = x.cview();
+          a.conv_state = s.view();
+          a.weight = w.cview();
+          if (with_bias) a.bias = bias.cview();
+          a.conv_state_indices = const_view<ssm_index_t, ssm_layouts::b>(idx.data(), {Bn});
+          a.out = o.view();
+          return a;
+        };
+        INFO("W " << W << " L " << L << " bias " << with_bias);
+        const causal_conv1d_options o{.activation = conv_activation::silu, .run = {}};
+        causal_conv1d_update(make(st, out), o);
+        causal_conv1d_update(make(st_ref, ref), o, reference{});
+        SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(L));
+        SEQMIX_REQUIRE_CLOSE(st.cview(), st_ref.cview(), 1e-12);
+      }
+    }
+  }
+}
+
 TEST_CASE("causal_conv1d: cu_seqlens == separate calls", "[ssm][conv1d][varlen]") {
   const std::vector<index_t> lens{1, 20, 0, 2, 37};
   const auto cu = cu_from_lengths(lens);
