@@ -412,7 +412,8 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
   };
   const index_t sd = a.conv_state.template stride<axis::D>(), wd = a.weight.template stride<axis::D>();
   const index_t xd = a.x.template stride<axis::D>();
-  const bool idx_fit = vec_path && (V - 1) * std::max({sd, wd, xd}) < (index_t{1} << 30);
+  const index_t smax = std::max({sd < 0 ? -sd : sd, wd < 0 ? -wd : wd, xd < 0 ? -xd : xd});
+  const bool idx_fit = vec_path && (V - 1) * smax < (index_t{1} << 30);  // lane offsets as int32
   const It is = lanes(idx_fit ? sd : 0), iw = lanes(idx_fit ? wd : 0), ix = lanes(idx_fit ? xd : 0);
   parallel_for(ex, grid{Bn, nblk}, [&](index_t b, index_t blk) {
     const index_t slot = a.conv_state_indices ? a.conv_state_indices(b) : b;
