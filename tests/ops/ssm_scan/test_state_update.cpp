@@ -107,8 +107,10 @@ TEST_CASE("Mamba-1: selective_scan prefill then selective_state_update (H = 1, P
   const index_t L = 40, steps = 3;
   // 1100: the decode splits P into blocks of 512, 512 and 76; N = 12: a part batch of A read in place; A
   // transposed in memory (N-stride D): staged rows
-  for (auto [D, N, a_t] : {std::tuple<index_t, index_t, bool>{20, 16, false}, {1100, 16, false}, {20, 12, false},
-                           {1100, 12, true}, {20, 16, true}}) {
+  for (const auto& cfg : {std::tuple<index_t, index_t, bool>{20, 16, false}, {1100, 16, false}, {20, 12, false},
+                          {1100, 12, true}, {20, 16, true}}) {
+    const index_t D = std::get<0>(cfg), N = std::get<1>(cfg);  // (not a structured binding: lambdas use D)
+    const bool a_t = std::get<2>(cfg);
     INFO("D " << D << " N " << N << " A transposed " << a_t);
     scan_problem<float> pr(1, D, L, N, 1, {}, 47);
     std::vector<float> At(static_cast<std::size_t>(D * N));

@@ -405,7 +405,7 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
   const bool vec_path = std::is_same_v<T, float> && !a.cache_seqlens && S == W - 1 && W >= 2 && W <= 8 && ss == 1 &&
                         a.weight.template stride<axis::W>() == 1;
   using It = xsimd::batch<std::int32_t, A>;
-  auto lanes = [](index_t step) {
+  auto lanes = [&](index_t step) {
     alignas(64) std::int32_t v[V];
     for (index_t i = 0; i < V; ++i) v[i] = static_cast<std::int32_t>(i * step);
     return It::load_aligned(v);
