@@ -27,6 +27,44 @@ causal_conv1d_args<T> conv_args(const conv_problem<T>& pr, tensor_view<T, bdl> o
   return a;
 }
 
+/// One causal_conv1d_update call (silu) on random x, weight, bias and a slot cache of S taps, against the float64
+/// reference: outputs, the updated slots, and zeros for rows whose slot is -1.
+void check_conv_update(rng& r, index_t D, index_t W, index_t L, index_t S, index_t slots,
+                       const std::vector<ssm_index_t>& idx, const std::vector<ssm_index_t>* seqlens, bool with_bias) {
+  const index_t Bn = static_cast<index_t>(idx.size());
+  tensor<float, bdl> x({Bn, D, L});
+  tensor<float, dw> w({D, W});
+  tensor<float, ssm_layouts::d> bias(extents<ssm_layouts::d>{D});
+  tensor<float, ssm_layouts::bds> st({slots, D, S});
+  x.normal(r);
+  w.normal(r);
+  bias.normal(r);
+  st.normal(r);
+  auto st_ref = st;
+  tensor<float, bdl> out({Bn, D, L}), ref({Bn, D, L});
+  out.poison();
+  auto make = [&](tensor<float, ssm_layouts::bds>& s, tensor<float, bdl>& o) {
+    causal_conv1d_update_args<float> a;
+    a.x = x.cview();
+    a.conv_state = s.view();
+    a.weight = w.cview();
+    if (with_bias) a.bias = bias.cview();
+    a.conv_state_indices = const_view<ssm_index_t, ssm_layouts::b>(idx.data(), {Bn});
+    if (seqlens) a.cache_seqlens = const_view<ssm_index_t, ssm_layouts::b>(seqlens->data(), {Bn});
+    a.out = o.view();
+    return a;
+  };
+  const causal_conv1d_options o{.activation = conv_activation::silu, .run = {}};
+  causal_conv1d_update(make(st, out), o);
+  causal_conv1d_update(make(st_ref, ref), o, reference{});
+  SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(L));
+  SEQMIX_REQUIRE_CLOSE(st.cview(), st_ref.cview(), 1e-12);
+  for (index_t b = 0; b < Bn; ++b)
+    if (idx[static_cast<std::size_t>(b)] < 0)
+      for (index_t d = 0; d < D; ++d)
+        for (index_t l = 0; l < L; ++l) REQUIRE(out.cview()(b, d, l) == 0.0f);  // skipped row
+}
+
 }  // namespace
 
 TEST_CASE("causal_conv1d: simd matches float64 reference (widths, lengths, layouts, options)", "[ssm][conv1d]") {
@@ -139,38 +177,11 @@ TEST_CASE("causal_conv1d: two halves carrying state == one pass; decode steps ==
 
 TEST_CASE("causal_conv1d_update: simd == reference with slots, L > 1, ring and shift buffers", "[ssm][conv1d]") {
   rng r(17);
+  const std::vector<ssm_index_t> idx{4, -1, 1}, seqlens{7, 0, 2};
   for (bool ring : {false, true}) {
     for (index_t W : {2, 4, 7}) {
-      const index_t Bn = 3, D = 11, L = 3, S = W + 1, slots = 5;
-      tensor<float, bdl> x({Bn, D, L});
-      tensor<float, dw> w({D, W});
-      tensor<float, ssm_layouts::d> bias(extents<ssm_layouts::d>{D});
-      tensor<float, ssm_layouts::bds> st({slots, D, S});
-      x.normal(r);
-      w.normal(r);
-      bias.normal(r);
-      st.normal(r);
-      auto st_ref = st;
-      std::vector<ssm_index_t> idx{4, -1, 1}, seqlens{7, 0, 2};
-      tensor<float, bdl> out({Bn, D, L}), ref({Bn, D, L});
-      out.poison();
-      auto make = [&](tensor<float, ssm_layouts::bds>& s, tensor<float, bdl>& o) {
-        causal_conv1d_update_args<float> a;
-        a.x = x.cview();
-        a.conv_state = s.view();
-        a.weight = w.cview();
-        a.bias = bias.cview();
-        a.conv_state_indices = const_view<ssm_index_t, ssm_layouts::b>(idx.data(), {Bn});
-        if (ring) a.cache_seqlens = const_view<ssm_index_t, ssm_layouts::b>(seqlens.data(), {Bn});
-        a.out = o.view();
-        return a;
-      };
-      const causal_conv1d_options o{.activation = conv_activation::silu, .run = {}};
-      causal_conv1d_update(make(st, out), o);
-      causal_conv1d_update(make(st_ref, ref), o, reference{});
-      SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(L));
-      SEQMIX_REQUIRE_CLOSE(st.cview(), st_ref.cview(), 1e-12);
-      for (index_t d = 0; d < D; ++d) REQUIRE(out.cview()(1, d, 0) == 0.0f);  // skipped row
+      INFO("W " << W << " ring " << ring);
+      check_conv_update(r, 11, W, 3, W + 1, 5, idx, ring ? &seqlens : nullptr, true);
     }
   }
 }
@@ -180,38 +191,12 @@ TEST_CASE("causal_conv1d_update: shift buffers of W - 1 taps, V channels at a ti
   // D = 19: two batches and a 3-channel tail; L = 1 reads x rows in place (D-stride 1), L = 3 gathers them;
   // W = 8 is the widest gathered kernel, W = 9 takes the scalar loop; slot -1 skips a row
   rng r(23);
+  const std::vector<ssm_index_t> idx{2, -1, 0};
   for (index_t W : {2, 3, 4, 8, 9}) {
     for (index_t L : {1, 3}) {
       for (bool with_bias : {true, false}) {
-        const index_t Bn = 3, D = 19, S = W - 1, slots = 4;
-        tensor<float, bdl> x({Bn, D, L});
-        tensor<float, dw> w({D, W});
-        tensor<float, ssm_layouts::d> bias(extents<ssm_layouts::d>{D});
-        tensor<float, ssm_layouts::bds> st({slots, D, S});
-        x.normal(r);
-        w.normal(r);
-        bias.normal(r);
-        st.normal(r);
-        auto st_ref = st;
-        std::vector<ssm_index_t> idx{2, -1, 0};
-        tensor<float, bdl> out({Bn, D, L}), ref({Bn, D, L});
-        out.poison();
-        auto make = [&](tensor<float, ssm_layouts::bds>& s, tensor<float, bdl>& o) {
-          causal_conv1d_update_args<float> a;
-          a.x = x.cview();
-          a.conv_state = s.view();
-          a.weight = w.cview();
-          if (with_bias) a.bias = bias.cview();
-          a.conv_state_indices = const_view<ssm_index_t, ssm_layouts::b>(idx.data(), {Bn});
-          a.out = o.view();
-          return a;
-        };
         INFO("W " << W << " L " << L << " bias " << with_bias);
-        const causal_conv1d_options o{.activation = conv_activation::silu, .run = {}};
-        causal_conv1d_update(make(st, out), o);
-        causal_conv1d_update(make(st_ref, ref), o, reference{});
-        SEQMIX_REQUIRE_CLOSE(out.cview(), ref.cview(), tolerance<float>(L));
-        SEQMIX_REQUIRE_CLOSE(st.cview(), st_ref.cview(), 1e-12);
+        check_conv_update(r, 19, W, L, W - 1, 4, idx, nullptr, with_bias);
       }
     }
   }
