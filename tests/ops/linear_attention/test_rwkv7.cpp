@@ -112,24 +112,24 @@ struct rw_result {
 };
 
 template <class T>
-rw_result rw_reference(const rw_inputs<T>& in) {
+rw_result rw_reference(const rw_inputs<T>& in, float scale = 0.9f) {
   const auto d = in.template convert<double>();
   const auto& c = in.cs;
   rw_result r{tensor<double, bthv>({c.B, c.T, c.H, c.V}), tensor<float, nhkv>({c.B, c.H, c.K, c.V})};
   r.o.poison();
   r.ht.poison();
-  rwkv7(d.args(r.o.view(), r.ht.view()), {.scale = 0.9f}, reference{});
+  rwkv7(d.args(r.o.view(), r.ht.view()), {.scale = scale}, reference{});
   return r;
 }
 
 template <class T>
-void rw_check(const rw_inputs<T>& in, const rw_result& ref, linear_mode m, index_t chunk) {
+void rw_check(const rw_inputs<T>& in, const rw_result& ref, linear_mode m, index_t chunk, float scale = 0.9f) {
   const auto& c = in.cs;
   tensor<T, bthv> o({c.B, c.T, c.H, c.V});
   tensor<float, nhkv> ht({c.B, c.H, c.K, c.V});
   o.poison();
   ht.poison();
-  rwkv7(in.args(o.view(), ht.view()), {.scale = 0.9f, .mode = m, .chunk_size = chunk});
+  rwkv7(in.args(o.view(), ht.view()), {.scale = scale, .mode = m, .chunk_size = chunk});
   const double tol = testing::tolerance<T>(c.T);
   SEQMIX_REQUIRE_CLOSE(o.cview(), ref.o.cview(), tol);
   SEQMIX_REQUIRE_CLOSE(ht.cview(), ref.ht.cview(), tol);
@@ -146,6 +146,21 @@ TEST_CASE("rwkv7: chunk and recurrent agree with the float64 reference", "[rwkv7
     for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent, linear_mode::auto_}) {
       INFO("T " << T << " mode " << int(m));
       rw_check(in, ref, m, 0);
+    }
+  }
+}
+
+TEST_CASE("rwkv7: scale 1 (the recurrence's set-up skips the multiply) and 0.5", "[rwkv7]") {
+  std::uint64_t seed = 90;
+  for (float scale : {1.0f, 0.5f}) {
+    for (auto kv : {std::pair<index_t, index_t>{16, 24}, std::pair<index_t, index_t>{64, 64}}) {
+      rw_case c{.B = 2, .T = 100, .H = 3, .K = kv.first, .V = kv.second, .h0 = true};
+      rw_inputs<float> in(c, ++seed);
+      const auto ref = rw_reference(in, scale);
+      for (linear_mode m : {linear_mode::chunk, linear_mode::recurrent}) {
+        INFO("scale " << scale << " K " << kv.first << " mode " << int(m));
+        rw_check(in, ref, m, 0, scale);
+      }
     }
   }
 }
@@ -176,6 +191,17 @@ TEST_CASE("rwkv7: strong decays and zero decays stay finite and exact", "[rwkv7]
       for (index_t chunk : {16, 64}) rw_check(in, ref, linear_mode::chunk, chunk);
       rw_check(in, ref, linear_mode::recurrent, 0);
     }
+  }
+  {
+    // decays inside vec::exp_narrow's domain whose row scale still crosses the floor within a 32-token visit
+    // (head 1: e^{-0.07 x 32} = 0.11 on every row, no refold; then e^{-0.74 x 32} = 5e-11 on row 5): the fast
+    // set-up declines the visit
+    rw_case c{.B = 1, .T = 130, .H = 2, .K = 64, .V = 16};
+    rw_inputs<float> in(c, 38);
+    for (index_t t = 0; t < 64; ++t)
+      for (index_t k = 0; k < c.K; ++k) in.w.view()(0, t, 1, k) = t >= 32 && k == 5 ? -0.74f : -0.07f;
+    const auto ref = rw_reference(in);
+    rw_check(in, ref, linear_mode::recurrent, 0);
   }
   rw_case c{.B = 1, .T = 70, .H = 1, .K = 16, .V = 16};
   rw_inputs<float> in(c, 39);

@@ -276,6 +276,11 @@ inline constexpr index_t rwkv7_rec_heads = 64;
 /// Head visits ahead whose rows are prefetched (into L2) during a visit.
 inline constexpr index_t rwkv7_prefetch_visits = 2;
 
+/// Floats between the R-row arrays of rwkv7_rec_scratch beyond their rows: 320 bytes, so the rows a sweep reads
+/// for one token (bs, ks, rs, as: R Kp floats apart unskewed, 8 KiB at K = 64) fall in different L1 sets, not
+/// one (docs/04b §4).
+inline constexpr index_t rwkv7_row_skew = 80;
+
 /// Scratch of the RWKV-7 recurrence over G heads: the staged and prepared rows of one visit (R tokens) and
 /// each head's carried row scales sigma and next-token projection h.
 struct rwkv7_rec_scratch {
@@ -290,20 +295,21 @@ struct rwkv7_rec_scratch {
 
   static std::size_t bytes(index_t R, index_t K, index_t V, index_t G) noexcept {
     const index_t Kp = pad_up(K), Vp = pad_up(V);
-    return 6 * arena_bytes<float>(R * Kp) + arena_bytes<float>((R + 1) * Kp) + arena_bytes<float>(Kp) +
+    return 6 * arena_bytes<float>(R * Kp + rwkv7_row_skew) + arena_bytes<float>((R + 1) * Kp + rwkv7_row_skew) +
+           arena_bytes<float>(Kp) +
            2 * arena_bytes<float>(R * Vp) + arena_bytes<float>(G * Kp) + arena_bytes<float>(G * Vp) +
            arena_bytes<unsigned char>(R) + arena_bytes<unsigned char>(G);
   }
   rwkv7_rec_scratch(std::byte* mem, index_t R_, index_t K, index_t V, index_t G_) noexcept
       : R(R_), Kp(pad_up(K)), Vp(pad_up(V)), G(G_) {
     arena ar(mem, bytes(R_, K, V, G_));
-    wr = ar.alloc<float>(R * Kp);
-    d = ar.alloc<float>(R * Kp);
-    bs = ar.alloc<float>(R * Kp);
-    ks = ar.alloc<float>(R * Kp);
-    rs = ar.alloc<float>(R * Kp);
-    sp = ar.alloc<float>(R * Kp);
-    as = ar.alloc<float>((R + 1) * Kp);
+    wr = ar.alloc<float>(R * Kp + rwkv7_row_skew);
+    d = ar.alloc<float>(R * Kp + rwkv7_row_skew);
+    bs = ar.alloc<float>(R * Kp + rwkv7_row_skew);
+    ks = ar.alloc<float>(R * Kp + rwkv7_row_skew);
+    rs = ar.alloc<float>(R * Kp + rwkv7_row_skew);
+    sp = ar.alloc<float>(R * Kp + rwkv7_row_skew);
+    as = ar.alloc<float>((R + 1) * Kp + rwkv7_row_skew);
     pre = ar.alloc<float>(Kp);
     v = ar.alloc<float>(R * Vp);
     o = ar.alloc<float>(R * Vp);
@@ -470,11 +476,12 @@ bool rwkv7_prepare(rwkv7_rec_scratch& w, float* sig, index_t c, bool last_is_end
 /// Set-up of a visit without folds or explicit steps (the common case), read in place from float rows
 /// (token i of r, w, k, a, b at ts[0..4] elements times i; K a multiple of the padding): as_i = sigma a_i,
 /// sigma *= e^{w_i}, bs = b / sigma, ks = k / sigma, rs = scale sigma r, token by token, into w.pre and the
-/// scratch rows. With Narrow the decays come from vec::exp_narrow (a third of vec::exp's cost: the set-up is
-/// latency-bound, docs/04b §4), valid only when every w lies in its domain. Returns 1, 0 when a decay or a row
-/// scale drops below the floor (the visit then takes rwkv7_prepare), -1 when Narrow and a w lies outside the
-/// domain (run again without Narrow).
-template <bool Narrow, class Arch>
+/// scratch rows (Unit: scale == 1, not multiplied). With Narrow the decays come from vec::exp_narrow (a third of
+/// vec::exp's cost: the set-up is latency-bound, docs/04b §4), valid only when every w lies in its domain; the
+/// floor is then checked once, on the final sigma (see below). Returns 1, 0 when a decay or a row scale drops
+/// below the floor (the visit then takes rwkv7_prepare), -1 when Narrow and a w lies outside the domain (run
+/// again without Narrow).
+template <bool Narrow, bool Unit, class Arch>
 int rwkv7_setup_rows(rwkv7_rec_scratch& w, const float* r, const float* wl, const float* k, const float* a,
                      const float* b, const index_t* ts, index_t c, float scale) noexcept {
   using bt = xsimd::batch<float, Arch>;
@@ -500,16 +507,27 @@ int rwkv7_setup_rows(rwkv7_rec_scratch& w, const float* r, const float* wl, cons
       (sg * bt::load_unaligned(ai + j)).store_unaligned(w.as + q);
       sg *= d;
       sg.store_unaligned(w.pre + j);
-      mn = xsimd::min(mn, xsimd::min(sg, d));
+      if constexpr (!Narrow) mn = xsimd::min(mn, xsimd::min(sg, d));
       bt inv = xsimd::reciprocal(sg);  // and one Newton step: ~1 ulp
       inv = xsimd::fma(xsimd::fnma(sg, inv, bt(1.0f)), inv, inv);
       (bt::load_unaligned(bi + j) * inv).store_unaligned(w.bs + q);
       (bt::load_unaligned(ki + j) * inv).store_unaligned(w.ks + q);
-      (bt::load_unaligned(ri + j) * (sg * bt(scale))).store_unaligned(w.rs + q);
+      if constexpr (Unit) {
+        (bt::load_unaligned(ri + j) * sg).store_unaligned(w.rs + q);
+      } else {
+        (bt::load_unaligned(ri + j) * (sg * bt(scale))).store_unaligned(w.rs + q);
+      }
     }
   }
-  if constexpr (Narrow)
+  if constexpr (Narrow) {
     if (!(lane_min<Arch>(lo) >= vec::exp_narrow_lo && -lane_min<Arch>(-hi) <= vec::exp_narrow_hi)) return -1;
+    // In the domain every d >= e^{-3/4}, and sigma after token i >= final sigma / e^{(c - 1) w_max}: with
+    // w_max <= 1/16 and c <= 32 that is more than final / 8, so the final sigma bounds all of them.
+    static_assert(rwkv7_rec_rows * vec::exp_narrow_hi <= 2.0f);
+    bt fin = bt::load_unaligned(w.pre);
+    for (index_t j = W; j < Kp; j += W) fin = xsimd::min(fin, bt::load_unaligned(w.pre + j));
+    return lane_min<Arch>(fin) * 0.125f >= lazy_decay_floor ? 1 : 0;
+  }
   return lane_min<Arch>(mn) >= lazy_decay_floor ? 1 : 0;
 }
 
@@ -523,10 +541,11 @@ bool rwkv7_prepare_fast(rwkv7_rec_scratch& w, float* sig, const float* r, const 
   constexpr index_t W = static_cast<index_t>(bt::size);
   const index_t Kp = w.Kp;
   std::copy(sig, sig + Kp, w.pre);
-  int res = rwkv7_setup_rows<true, Arch>(w, r, wl, k, a, b, ts, c, scale);
+  int res = scale == 1.0f ? rwkv7_setup_rows<true, true, Arch>(w, r, wl, k, a, b, ts, c, scale)
+                          : rwkv7_setup_rows<true, false, Arch>(w, r, wl, k, a, b, ts, c, scale);
   if (res < 0) {
     std::copy(sig, sig + Kp, w.pre);
-    res = rwkv7_setup_rows<false, Arch>(w, r, wl, k, a, b, ts, c, scale);
+    res = rwkv7_setup_rows<false, false, Arch>(w, r, wl, k, a, b, ts, c, scale);
   }
   if (res == 0) return false;
   if (a_next)
