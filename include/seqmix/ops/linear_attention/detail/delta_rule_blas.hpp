@@ -102,7 +102,17 @@ inline void sgemm_tril_a(index_t M, index_t N, const float* a, index_t lda, cons
     }
     for (index_t i = i0; i < i0 + m; ++i) {
       float* ci = c + i * ldc;
-      for (index_t x = 0; x < N; x += W) {
+      index_t x = 0;  // 4 batches of columns at a time: 4 independent chains of FMAs
+      for (; x + 4 * W <= N; x += 4 * W) {
+        bt acc[4];
+        for (int q = 0; q < 4; ++q) acc[q] = bt::load_unaligned(ci + x + q * W);
+        for (index_t j = i0; j <= i; ++j) {
+          const bt aij(a[i * lda + j]);
+          for (int q = 0; q < 4; ++q) acc[q] = xsimd::fma(aij, bt::load_unaligned(b + j * ldb + x + q * W), acc[q]);
+        }
+        for (int q = 0; q < 4; ++q) acc[q].store_unaligned(ci + x + q * W);
+      }
+      for (; x < N; x += W) {
         bt acc = bt::load_unaligned(ci + x);
         for (index_t j = i0; j <= i; ++j) acc = xsimd::fma(bt(a[i * lda + j]), bt::load_unaligned(b + j * ldb + x), acc);
         acc.store_unaligned(ci + x);

@@ -11,6 +11,7 @@
 
 #include "../../../simd/math.hpp"
 #include "../../../simd/prefetch.hpp"
+#include "../../../simd/transpose.hpp"
 #include "gated_delta_rule_kernels.hpp"
 #include "rwkv7_reference.hpp"
 
@@ -20,7 +21,8 @@ namespace seqmix::delta_detail {
 /// Scratch of one RWKV-7 (sequence, head) task.
 struct rwkv7_scratch {
   index_t C = 0, Cp = 0, Kp = 0, Vp = 0;
-  float *r, *wr, *W, *k, *a, *b, *X, *Y;  // C x Kp
+  float *r, *wr, *W, *a, *X, *Y;          // C x Kp
+  float *k, *b;                           // Cp x Kp (whole 8-row blocks for the transposes)
   float *kb;                              // Kp x 2Cp: [k^ | b^] transposed
   float *Ma, *Mr;                         // C x 2Cp
   float *v, *hh, *o;                      // C x Vp
@@ -29,7 +31,8 @@ struct rwkv7_scratch {
 
   static std::size_t bytes(index_t C, index_t K, index_t V) noexcept {
     const index_t Cp = pad_up(C), Kp = pad_up(K), Vp = pad_up(V);
-    return 8 * arena_bytes<float>(C * Kp) + arena_bytes<float>(Kp * 2 * Cp) + 2 * arena_bytes<float>(C * 2 * Cp) +
+    return 6 * arena_bytes<float>(C * Kp) + 2 * arena_bytes<float>(Cp * Kp) + arena_bytes<float>(Kp * 2 * Cp) +
+           2 * arena_bytes<float>(C * 2 * Cp) +
            3 * arena_bytes<float>(C * Vp) + arena_bytes<float>(Kp * Vp) + 5 * arena_bytes<float>(Kp);
   }
   rwkv7_scratch(std::byte* mem, index_t C_, index_t K, index_t V) noexcept
@@ -38,9 +41,9 @@ struct rwkv7_scratch {
     r = ar.alloc<float>(C * Kp);
     wr = ar.alloc<float>(C * Kp);
     W = ar.alloc<float>(C * Kp);
-    k = ar.alloc<float>(C * Kp);
+    k = ar.alloc<float>(Cp * Kp);
     a = ar.alloc<float>(C * Kp);
-    b = ar.alloc<float>(C * Kp);
+    b = ar.alloc<float>(Cp * Kp);
     X = ar.alloc<float>(C * Kp);
     Y = ar.alloc<float>(C * Kp);
     kb = ar.alloc<float>(Kp * 2 * Cp);
@@ -185,17 +188,20 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
     float* SEQMIX_RESTRICT dst = w.W + i * Kp;
     for (index_t x = 0; x < K; ++x) dst[x] = prev[x] + cur[x];
   }
-  float range = 0;
-  for (index_t x = 0; x < K; ++x) {
-    float mx = 0, mn = 0;
+  using bt = xsimd::batch<float, Arch>;
+  constexpr index_t Wd = static_cast<index_t>(bt::size);
+  bt range(0.0f);
+  for (index_t x = 0; x < Kp; x += Wd) {  // (padding lanes: W = 0, R = 0; a NaN W is skipped, as std::max does)
+    bt mx(0.0f), mn(0.0f);
     for (index_t i = 0; i < c; ++i) {
-      mx = std::max(mx, w.W[i * Kp + x]);
-      mn = std::min(mn, w.W[i * Kp + x]);
+      const bt v = bt::load_unaligned(w.W + i * Kp + x);
+      mx = xsimd::max(v, mx);
+      mn = xsimd::min(v, mn);
     }
-    range = std::max(range, mx - mn);
-    w.R[x] = 0.5f * (mx + mn);
+    range = xsimd::max(range, mx - mn);
+    (bt(0.5f) * (mx + mn)).store_unaligned(w.R + x);
   }
-  if (!(range <= linear_detail::factor_range_limit)) return false;
+  if (!(-lane_min<Arch>(-range) <= linear_detail::factor_range_limit)) return false;
   for (index_t i = 0; i < c; ++i) {
     const float* Wi = w.W + i * Kp;
     float* Xi = w.X + i * Kp;
@@ -220,11 +226,16 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
     for (index_t x = 0; x < K; ++x) ai[x] *= xp[x];
     vmul<Arch>(Kp, w.r + i * Kp, w.X + i * Kp, w.r + i * Kp);
   }
+  // k^_j = k_j Y_j, b^_j = b_j Y_j in place, then transposed into kb by 8 x 8 blocks (rows past c and columns
+  // past K land in kb columns / rows no product reads)
   for (index_t j = 0; j < c; ++j) {
-    const float *kj = w.k + j * Kp, *bj = w.b + j * Kp, *Yj = w.Y + j * Kp;
-    for (index_t x = 0; x < K; ++x) {
-      w.kb[x * C2 + j] = kj[x] * Yj[x];
-      w.kb[x * C2 + w.Cp + j] = bj[x] * Yj[x];
+    vmul<Arch>(Kp, w.k + j * Kp, w.Y + j * Kp, w.k + j * Kp);
+    vmul<Arch>(Kp, w.b + j * Kp, w.Y + j * Kp, w.b + j * Kp);
+  }
+  for (index_t j0 = 0; j0 < c; j0 += 8) {
+    for (index_t x0 = 0; x0 < Kp; x0 += 8) {
+      vec::transpose8(w.k + j0 * Kp + x0, Kp, w.kb + x0 * C2 + j0, C2);
+      vec::transpose8(w.b + j0 * Kp + x0, Kp, w.kb + x0 * C2 + w.Cp + j0, C2);
     }
   }
   sgemm_tril_c<Arch>(c, w.Cp, Kp, w.a, Kp, w.kb, C2, w.Ma, C2);
@@ -256,13 +267,11 @@ bool rwkv7_chunk_rows(rwkv7_scratch& w, index_t K, index_t c) noexcept {
   sgemm_tril_a<true, Arch>(c, Vp, w.Mr + w.Cp, C2, w.hh, Vp, w.o, Vp);
   // S = diag(e^{W_c}) S0 + [k e^{W_c - W} | b e^{W_c - W}]^T [V; H]
   const float* Xl = w.X + (c - 1) * Kp;
+  const index_t cw = (c + Wd - 1) / Wd * Wd;
   for (index_t x = 0; x < K; ++x) {
     scal<Arch>(Vp, Xl[x] * w.eR[x], w.S + x * Vp);
-    float* row = w.kb + x * C2;
-    for (index_t j = 0; j < c; ++j) {
-      row[j] *= Xl[x];
-      row[w.Cp + j] *= Xl[x];
-    }
+    scal<Arch>(cw, Xl[x], w.kb + x * C2);
+    scal<Arch>(cw, Xl[x], w.kb + x * C2 + w.Cp);
   }
   sgemm<false, true, Arch>(K, Vp, c, w.kb, C2, w.v, Vp, w.S, Vp);
   sgemm<false, true, Arch>(K, Vp, c, w.kb + w.Cp, C2, w.hh, Vp, w.S, Vp);
