@@ -456,6 +456,17 @@ TEST_CASE("rwkv7 recurrence: folds and explicit steps anywhere in a visit, in-pl
       }
     }
   }
+  for (index_t H : {1, 3}) {
+    // decays outside vec::exp_narrow's domain (-2, +0.5) in later visits of a sequence that is otherwise on the
+    // narrow fast set-up (H = 1: visits of one head in turn; H = 3: the heads in turn): those visits take vec::exp
+    rw_case c{.B = 1, .T = 130, .H = H, .K = 64, .V = 64};
+    rw_inputs<float> in(c, ++seed);
+    in.w.view()(0, 40, H - 1, 9) = -2.0f;
+    in.w.view()(0, 100, H - 1, 11) = 0.5f;
+    const auto ref = rw_reference(in);
+    INFO("spikes H " << H);
+    rw_check(in, ref, linear_mode::recurrent, 0);
+  }
   for (auto kv : {std::pair<index_t, index_t>{64, 64}, std::pair<index_t, index_t>{20, 24}}) {
     // decode after a recurrent prefill of P tokens, in place on the state (dense [K,V] rows when V = 64)
     rw_case c{.B = 1, .T = 40, .H = 2, .K = kv.first, .V = kv.second, .wmin = -1.7};
