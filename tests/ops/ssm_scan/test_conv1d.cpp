@@ -41,6 +41,10 @@ void check_conv_update(rng& r, index_t D, index_t W, index_t L, index_t S, index
   bias.normal(r);
   st.normal(r);
   auto st_ref = st;
+  // L = 3 calls read the bias with D-stride 2 (gathered), the others in place
+  std::vector<float> bias2(static_cast<std::size_t>(2 * D));
+  for (index_t d = 0; d < D; ++d) bias2[static_cast<std::size_t>(2 * d)] = bias.cview()(d);
+  const auto bv = L == 3 ? const_view<float, ssm_layouts::d>(bias2.data(), {D}, {2}) : bias.cview();
   tensor<float, bdl> out({Bn, D, L}), ref({Bn, D, L});
   out.poison();
   auto make = [&](tensor<float, ssm_layouts::bds>& s, tensor<float, bdl>& o) {
@@ -48,7 +52,7 @@ void check_conv_update(rng& r, index_t D, index_t W, index_t L, index_t S, index
     a.x = x.cview();
     a.conv_state = s.view();
     a.weight = w.cview();
-    if (with_bias) a.bias = bias.cview();
+    if (with_bias) a.bias = bv;
     a.conv_state_indices = const_view<ssm_index_t, ssm_layouts::b>(idx.data(), {Bn});
     if (seqlens) a.cache_seqlens = const_view<ssm_index_t, ssm_layouts::b>(seqlens->data(), {Bn});
     a.out = o.view();

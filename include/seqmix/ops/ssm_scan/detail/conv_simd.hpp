@@ -411,10 +411,11 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
     return It::load_aligned(v);
   };
   const index_t sd = a.conv_state.template stride<axis::D>(), wd = a.weight.template stride<axis::D>();
-  const index_t xd = a.x.template stride<axis::D>();
-  const index_t smax = std::max({sd < 0 ? -sd : sd, wd < 0 ? -wd : wd, xd < 0 ? -xd : xd});
+  const index_t xd = a.x.template stride<axis::D>(), bd = a.bias ? a.bias.template stride<axis::D>() : 0;
+  const index_t smax = std::max({sd < 0 ? -sd : sd, wd < 0 ? -wd : wd, xd < 0 ? -xd : xd, bd < 0 ? -bd : bd});
   const bool idx_fit = vec_path && (V - 1) * smax < (index_t{1} << 30);  // lane offsets as int32
   const It is = lanes(idx_fit ? sd : 0), iw = lanes(idx_fit ? wd : 0), ix = lanes(idx_fit ? xd : 0);
+  const It ib = lanes(idx_fit ? bd : 0);
   parallel_for(ex, grid{Bn, nblk}, [&](index_t b, index_t blk) {
     const index_t slot = a.conv_state_indices ? a.conv_state_indices(b) : b;
     const index_t d0 = blk * DB, nd = std::min(DB, Dn - d0);
@@ -431,10 +432,8 @@ void causal_conv1d_update_impl(const causal_conv1d_update_args<T>& a, const caus
             const Bt xv = xd == 1 ? Bt::load_unaligned(xp) : Bt::gather(xp, ix);
             Bt v(0.0f);
             if (a.bias) {
-              const index_t bd = a.bias.template stride<axis::D>();
-              alignas(64) float bb[V];
-              for (index_t i = 0; i < V; ++i) bb[i] = a.bias.data()[(d + i) * bd];
-              v = Bt::load_aligned(bb);
+              const float* bp = a.bias.data() + d * bd;
+              v = bd == 1 ? Bt::load_unaligned(bp) : Bt::gather(bp, ib);
             }
             v = xsimd::fma(Bt::gather(wp + (W - 1), iw), xv, v);
             Bt sv[8];
