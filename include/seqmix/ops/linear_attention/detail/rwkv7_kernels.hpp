@@ -336,10 +336,13 @@ struct rwkv7_rec_scratch {
 inline constexpr unsigned char rwkv7_explicit = 1;  // the step multiplies by its decay (sigma = 1 around it)
 inline constexpr unsigned char rwkv7_fold = 2;      // the step stores diag(sigma) S~: sigma = 1 after it
 
-/// Prefetches the n elements from p (every line: malloc'd rows often start 16 bytes past one) into L2.
+/// Prefetches the n elements from p into L2: every line they touch (malloc'd rows often start 16 bytes past
+/// one), but with `after` not a partial first line, which ends the previous head's row (prefetched already).
 template <class T>
-SEQMIX_ALWAYS_INLINE void rwkv7_prefetch(const T* p, index_t n) noexcept {
-  vec::prefetch_bytes<vec::prefetch_hint::l2>(p, static_cast<std::size_t>(n) * sizeof(T));
+SEQMIX_ALWAYS_INLINE void rwkv7_prefetch(const T* p, index_t n, bool after) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(p), e = a + static_cast<std::uintptr_t>(n) * sizeof(T);
+  const auto q = after ? (a + 63) & ~std::uintptr_t{63} : a;
+  if (q < e) vec::prefetch_bytes<vec::prefetch_hint::l2>(reinterpret_cast<const void*>(q), e - q);
 }
 
 /// One column block (NB batches from c0) of a fused RWKV-7 step on S~ (row scales outside):
@@ -600,15 +603,22 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
   const bool v_in_place = f32 && sv == 1 && V == Vp, o_in_place = f32 && so == 1 && V == Vp;
   const index_t tstr[5] = {p.r.template stride<axis::T>(), p.w.template stride<axis::T>(), p.k.template stride<axis::T>(),
                            p.a.template stride<axis::T>(), p.b.template stride<axis::T>()};  // token strides
-  auto prefetch = [&](index_t t, index_t h, index_t i0, index_t i1) {  // tokens t + [i0, i1) of head h
+  // heads adjacent in every row tensor: the visit before prefetched the first line of a row, if partial
+  const bool adjacent = p.r.template stride<axis::H>() == K && p.w.template stride<axis::H>() == K &&
+                        p.k.template stride<axis::H>() == K && p.a.template stride<axis::H>() == K &&
+                        p.b.template stride<axis::H>() == K && p.v.template stride<axis::H>() == V &&
+                        p.o.template stride<axis::H>() == V;
+  // tokens t + [i0, i1) of head h; `after`: the previous visit prefetched the same tokens of head h - 1
+  auto prefetch = [&](index_t t, index_t h, index_t i0, index_t i1, bool after) {
+    const bool skip = after && adjacent;
     for (index_t i = i0; i < std::min(i1, s.t1 - t); ++i) {
-      rwkv7_prefetch(p.r.ptr(s.b, t + i, h, 0), K);
-      rwkv7_prefetch(p.w.ptr(s.b, t + i, h, 0), K);
-      rwkv7_prefetch(p.k.ptr(s.b, t + i, h, 0), K);
-      rwkv7_prefetch(p.a.ptr(s.b, t + i, h, 0), K);
-      rwkv7_prefetch(p.b.ptr(s.b, t + i, h, 0), K);
-      rwkv7_prefetch(p.v.ptr(s.b, t + i, h, 0), V);
-      if (so == 1) rwkv7_prefetch(p.o.ptr(s.b, t + i, h, 0), V);  // to L2, not L1 (prefetchw): docs/04b §4
+      rwkv7_prefetch(p.r.ptr(s.b, t + i, h, 0), K, skip);
+      rwkv7_prefetch(p.w.ptr(s.b, t + i, h, 0), K, skip);
+      rwkv7_prefetch(p.k.ptr(s.b, t + i, h, 0), K, skip);
+      rwkv7_prefetch(p.a.ptr(s.b, t + i, h, 0), K, skip);
+      rwkv7_prefetch(p.b.ptr(s.b, t + i, h, 0), K, skip);
+      rwkv7_prefetch(p.v.ptr(s.b, t + i, h, 0), V, skip);
+      if (so == 1) rwkv7_prefetch(p.o.ptr(s.b, t + i, h, 0), V, skip);  // to L2, not L1 (prefetchw): docs/04b §4
     }
   };
   for (index_t g0 = h0; g0 < h1; g0 += rwkv7_rec_heads) {
@@ -663,7 +673,7 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
             if (o_in_place) o = p.o.ptr(s.b, t + i, h, 0);
           }
           const bool next = i + 1 < c || ahead;
-          if (tn >= 0) prefetch(tn, hn, i, i + 1 < c ? i + 1 : R);
+          if (tn >= 0) prefetch(tn, hn, i, i + 1 < c ? i + 1 : R, hn > g0);
           switch (w.mode[i] | (next ? 4 : 0)) {
             case 0: rwkv7_sweep<false, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
             case 4: rwkv7_sweep<false, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
