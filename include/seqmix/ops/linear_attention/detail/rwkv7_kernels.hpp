@@ -21,19 +21,19 @@ namespace seqmix::delta_detail {
 /// Scratch of one RWKV-7 (sequence, head) task.
 struct rwkv7_scratch {
   index_t C = 0, Cp = 0, Kp = 0, Vp = 0;
-  float *r, *wr, *W, *a, *X, *Y;          // C x Kp
-  float *k, *b;                           // Cp x Kp (whole 8-row blocks for the transposes)
-  float *kb;                              // Kp x 2Cp: [k^ | b^] transposed
-  float *Ma, *Mr;                         // C x 2Cp
-  float *v, *hh, *o;                      // C x Vp
-  float *S;                               // Kp x Vp
-  float *R, *eR, *emR, *d, *t1;           // Kp
+  float *r, *wr, *W, *a, *X, *Y;  // C x Kp
+  float *k, *b;                   // Cp x Kp (whole 8-row blocks for the transposes)
+  float* kb;                      // Kp x 2Cp: [k^ | b^] transposed
+  float *Ma, *Mr;                 // C x 2Cp
+  float *v, *hh, *o;              // C x Vp
+  float* S;                       // Kp x Vp
+  float *R, *eR, *emR, *d, *t1;   // Kp
 
   static std::size_t bytes(index_t C, index_t K, index_t V) noexcept {
     const index_t Cp = pad_up(C), Kp = pad_up(K), Vp = pad_up(V);
     return 6 * arena_bytes<float>(C * Kp) + 2 * arena_bytes<float>(Cp * Kp) + arena_bytes<float>(Kp * 2 * Cp) +
-           2 * arena_bytes<float>(C * 2 * Cp) +
-           3 * arena_bytes<float>(C * Vp) + arena_bytes<float>(Kp * Vp) + 5 * arena_bytes<float>(Kp);
+           2 * arena_bytes<float>(C * 2 * Cp) + 3 * arena_bytes<float>(C * Vp) + arena_bytes<float>(Kp * Vp) +
+           5 * arena_bytes<float>(Kp);
   }
   rwkv7_scratch(std::byte* mem, index_t C_, index_t K, index_t V) noexcept
       : C(C_), Cp(pad_up(C_)), Kp(pad_up(K)), Vp(pad_up(V)) {
@@ -58,7 +58,8 @@ struct rwkv7_scratch {
     emR = ar.alloc<float>(Kp);
     d = ar.alloc<float>(Kp);
     t1 = ar.alloc<float>(Kp);
-    const std::size_t head = static_cast<std::size_t>(reinterpret_cast<std::byte*>(S) - reinterpret_cast<std::byte*>(r));
+    const std::size_t head =
+        static_cast<std::size_t>(reinterpret_cast<std::byte*>(S) - reinterpret_cast<std::byte*>(r));
     std::memset(static_cast<void*>(r), 0, head);
     std::memset(static_cast<void*>(R), 0, 5 * arena_bytes<float>(Kp));
   }
@@ -305,9 +306,8 @@ struct rwkv7_rec_scratch {
   static std::size_t bytes(index_t R, index_t K, index_t V, index_t G) noexcept {
     const index_t Kp = pad_up(K), Vp = pad_up(V);
     return 6 * arena_bytes<float>(R * Kp + rwkv7_row_skew) + arena_bytes<float>((R + 1) * Kp + rwkv7_row_skew) +
-           arena_bytes<float>(Kp) +
-           2 * arena_bytes<float>(R * Vp) + arena_bytes<float>(G * Kp) + arena_bytes<float>(G * Vp) +
-           arena_bytes<unsigned char>(R) + arena_bytes<unsigned char>(G);
+           arena_bytes<float>(Kp) + 2 * arena_bytes<float>(R * Vp) + arena_bytes<float>(G * Kp) +
+           arena_bytes<float>(G * Vp) + arena_bytes<unsigned char>(R) + arena_bytes<unsigned char>(G);
   }
   rwkv7_rec_scratch(std::byte* mem, index_t R_, index_t K, index_t V, index_t G_) noexcept
       : R(R_), Kp(pad_up(K)), Vp(pad_up(V)), G(G_) {
@@ -386,16 +386,17 @@ SEQMIX_ALWAYS_INLINE void rwkv7_sweep_block(index_t K, index_t Vp, float* SEQMIX
 }
 
 template <bool Decay, bool Fold, bool Next, class Arch>
-SEQMIX_ALWAYS_INLINE void rwkv7_sweep(index_t K, index_t Vp, float* S, const float* d, const float* bs,
-                                      const float* ks, const float* rs, const float* an, const float* sp, float* h,
-                                      const float* v, float* o) noexcept {
+SEQMIX_ALWAYS_INLINE void rwkv7_sweep(index_t K, index_t Vp, float* S, const float* d, const float* bs, const float* ks,
+                                      const float* rs, const float* an, const float* sp, float* h, const float* v,
+                                      float* o) noexcept {
   constexpr index_t W = static_cast<index_t>(xsimd::batch<float, Arch>::size);
   index_t c0 = 0;
   for (; c0 + 4 * W <= Vp; c0 += 4 * W)
     rwkv7_sweep_block<4, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
   for (; c0 + 2 * W <= Vp; c0 += 2 * W)
     rwkv7_sweep_block<2, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
-  for (; c0 < Vp; c0 += W) rwkv7_sweep_block<1, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
+  for (; c0 < Vp; c0 += W)
+    rwkv7_sweep_block<1, Decay, Fold, Next, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, h, v, o, h, c0);
 }
 
 /// h = S~^T x over the K rows (the projection of a visit's first token when no sweep carried it): blocks of NB
@@ -480,7 +481,8 @@ bool rwkv7_prepare(rwkv7_rec_scratch& w, float* sig, index_t c, bool last_is_end
   }
   if (lookahead) {
     float* an = w.as + c * Kp;
-    for (index_t x = 0; x < Kp; x += W) (bt::load_unaligned(sig + x) * bt::load_unaligned(an + x)).store_unaligned(an + x);
+    for (index_t x = 0; x < Kp; x += W)
+      (bt::load_unaligned(sig + x) * bt::load_unaligned(an + x)).store_unaligned(an + x);
   }
   return pre_fold;
 }
@@ -503,7 +505,8 @@ int rwkv7_setup_rows(rwkv7_rec_scratch& w, const float* r, const float* wl, cons
   // each page once instead of once per batch (L1 TLB)
   bt mn(1.0f), lo(0.0f), hi(0.0f);
   for (index_t i = 0; i < c; ++i) {
-    const float *ri = r + i * ts[0], *wi = wl + i * ts[1], *ki = k + i * ts[2], *ai = a + i * ts[3], *bi = b + i * ts[4];
+    const float *ri = r + i * ts[0], *wi = wl + i * ts[1], *ki = k + i * ts[2], *ai = a + i * ts[3],
+                *bi = b + i * ts[4];
     for (index_t j = 0; j < Kp; j += W) {
       const index_t q = i * Kp + j;
       bt sg = bt::load_unaligned(w.pre + j);
@@ -601,8 +604,9 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
   const bool f32 = std::is_same_v<T, float>;
   const bool in_place = f32 && sr == 1 && sw == 1 && sk == 1 && sa == 1 && sb == 1 && K == Kp;
   const bool v_in_place = f32 && sv == 1 && V == Vp, o_in_place = f32 && so == 1 && V == Vp;
-  const index_t tstr[5] = {p.r.template stride<axis::T>(), p.w.template stride<axis::T>(), p.k.template stride<axis::T>(),
-                           p.a.template stride<axis::T>(), p.b.template stride<axis::T>()};  // token strides
+  const index_t tstr[5] = {p.r.template stride<axis::T>(), p.w.template stride<axis::T>(),
+                           p.k.template stride<axis::T>(), p.a.template stride<axis::T>(),
+                           p.b.template stride<axis::T>()};  // token strides
   // heads adjacent in every row tensor: the visit before prefetched the first line of a row, if partial
   const bool adjacent = p.r.template stride<axis::H>() == K && p.w.template stride<axis::H>() == K &&
                         p.k.template stride<axis::H>() == K && p.a.template stride<axis::H>() == K &&
@@ -643,9 +647,9 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
           if (in_place && ahead && rwkv7_min(sig, Kp) < rwkv7_refold)  // fold early: the visit stays on the fast set-up
             materialize_decay<Arch>(S, sig, K, Kp, Vp);
           if (in_place && ahead)
-            fast = rwkv7_prepare_fast<Arch>(w, sig, p.r.ptr(s.b, t, h, 0), p.w.ptr(s.b, t, h, 0),
-                                            p.k.ptr(s.b, t, h, 0), p.a.ptr(s.b, t, h, 0), p.b.ptr(s.b, t, h, 0),
-                                            tstr, c, scale, p.a.ptr(s.b, t + c, h, 0));
+            fast = rwkv7_prepare_fast<Arch>(w, sig, p.r.ptr(s.b, t, h, 0), p.w.ptr(s.b, t, h, 0), p.k.ptr(s.b, t, h, 0),
+                                            p.a.ptr(s.b, t, h, 0), p.b.ptr(s.b, t, h, 0), tstr, c, scale,
+                                            p.a.ptr(s.b, t + c, h, 0));
         }
         if (!fast) {
           for (index_t i = 0; i < c; ++i) {
@@ -675,16 +679,30 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
           const bool next = i + 1 < c || ahead;
           if (tn >= 0) prefetch(tn, hn, i, i + 1 < c ? i + 1 : R, hn > g0);
           switch (w.mode[i] | (next ? 4 : 0)) {
-            case 0: rwkv7_sweep<false, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
-            case 4: rwkv7_sweep<false, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
-            case rwkv7_fold: rwkv7_sweep<false, true, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
-            case rwkv7_fold | 4: rwkv7_sweep<false, true, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
-            case rwkv7_explicit: rwkv7_sweep<true, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
-            case rwkv7_explicit | 4: rwkv7_sweep<true, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            case 0:
+              rwkv7_sweep<false, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
+            case 4:
+              rwkv7_sweep<false, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
+            case rwkv7_fold:
+              rwkv7_sweep<false, true, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
+            case rwkv7_fold | 4:
+              rwkv7_sweep<false, true, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
+            case rwkv7_explicit:
+              rwkv7_sweep<true, false, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
+            case rwkv7_explicit | 4:
+              rwkv7_sweep<true, false, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
             case rwkv7_explicit | rwkv7_fold:
               rwkv7_sweep<true, true, false, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
               break;
-            default: rwkv7_sweep<true, true, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o); break;
+            default:
+              rwkv7_sweep<true, true, true, Arch>(K, Vp, S, d, bs, ks, rs, an, sp, hv, v, o);
+              break;
           }
         }
         w.hvalid[h - h0] = ahead ? 1 : 0;
@@ -698,7 +716,8 @@ void rwkv7_recurrent_group(const rwkv7_problem<T>& p, const linear_detail::seq_d
 }
 
 inline std::size_t rwkv7_group_bytes(index_t C, index_t K, index_t V, index_t G) noexcept {
-  const std::size_t rec = arena_bytes<float>(G * pad_up(K) * pad_up(V)) + rwkv7_rec_scratch::bytes(rwkv7_rec_rows, K, V, G);
+  const std::size_t rec =
+      arena_bytes<float>(G * pad_up(K) * pad_up(V)) + rwkv7_rec_scratch::bytes(rwkv7_rec_rows, K, V, G);
   C = std::max(C, recurrent_rows);
   return std::max(rec, rwkv7_scratch::bytes(C, K, V) + (G > 1 ? arena_bytes<float>(G * pad_up(K) * pad_up(V)) : 0));
 }
@@ -716,13 +735,16 @@ void rwkv7_fast_group(const rwkv7_problem<T>& p, const linear_detail::seq_desc& 
   float* states = G > 1 ? reinterpret_cast<float*>(mem + rwkv7_scratch::bytes(Ce, p.K, p.V)) : w.S;
   float* direct = (!chunked && G == 1) ? direct_state(in, n_in, out, n_out, h0, p.K, p.V) : nullptr;
   if (direct) states = direct;
-  for (index_t h = h0; h < h1 && !direct; ++h) gdr_load_state(in, n_in, h, p.K, p.V, states + (h - h0) * KV, w.Kp, w.Vp);
+  for (index_t h = h0; h < h1 && !direct; ++h)
+    gdr_load_state(in, n_in, h, p.K, p.V, states + (h - h0) * KV, w.Kp, w.Vp);
   const float scale = static_cast<float>(p.scale);
   const index_t so = p.o.template stride<axis::V>();
   auto prefetch = [&](index_t t, index_t cn, index_t h) {
     for (const auto* x : {&p.r, &p.w, &p.k, &p.a, &p.b})
-      if (x->template stride<axis::K>() == 1) prefetch_rows(x->ptr(s.b, t, h, 0), x->template stride<axis::T>(), cn, p.K);
-    if (p.v.template stride<axis::V>() == 1) prefetch_rows(p.v.ptr(s.b, t, h, 0), p.v.template stride<axis::T>(), cn, p.V);
+      if (x->template stride<axis::K>() == 1)
+        prefetch_rows(x->ptr(s.b, t, h, 0), x->template stride<axis::T>(), cn, p.K);
+    if (p.v.template stride<axis::V>() == 1)
+      prefetch_rows(p.v.ptr(s.b, t, h, 0), p.v.template stride<axis::T>(), cn, p.V);
   };
   for (index_t t = s.t0; t < s.t1; t += Ce) {
     const index_t c = std::min(Ce, s.t1 - t);
